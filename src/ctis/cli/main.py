@@ -1,0 +1,281 @@
+"""``ctis`` — the command line.
+
+Each command parses its arguments, calls a service and prints; none of them
+computes a figure or writes a row itself.  Errors a user can fix (a bad period,
+an invalid file) print a message and exit with status 1 or 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from ctis import services
+from ctis.cli import render
+from ctis.domain.periods import parse_period
+from ctis.domain.records import SCHEMAS, columns
+from ctis.io.files import FileFormatError, write_csv, write_xlsx
+from ctis.io.importer import ImportFailed, import_file
+from ctis.metrics import METRICS, compute_report, drill_down
+from ctis.storage.repository import Repository
+
+app = typer.Typer(
+    name="ctis",
+    help="CTIS — Counter-Trafficking Information System.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+KINDS = list(SCHEMAS)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def check_kind(kind: str) -> str:
+    if kind not in SCHEMAS:
+        fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}", 2)
+    return kind
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    )  # fmt: skip
+
+
+def _agency_labels() -> dict[str, str]:
+    with Session(services.engine()) as session:
+        from sqlalchemy import select
+
+        from ctis.storage.models import Agency
+
+        return {str(i): n for i, n in session.execute(select(Agency.id, Agency.name_en)).tuples()}
+
+
+@app.command()
+def init() -> None:
+    """Create the database, or migrate it to the latest schema."""
+    services.init_database()
+    console.print(f"Database ready: {services.engine().url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option(help="Do nothing if the database already holds records.")
+    ] = False,
+    reset: Annotated[bool, typer.Option(help="Delete every record first.")] = False,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (the default gives the documented demo).")
+    ] = 20241212,
+) -> None:
+    """Fill the database with the synthetic, deterministic 2022–2025 demo records."""
+    from ctis.demo.generator import DemoBuilder, build_demo
+
+    services.init_database()
+    if not services.is_empty():
+        if if_empty:
+            console.print("The database already holds records; demo data not added.")
+            return
+        if not reset:
+            fail("the database already holds records; use --reset to replace them with the demo")
+        services.clear_records()
+    builder = DemoBuilder(seed).build()
+    with _progress() as progress:
+        task = progress.add_task("Writing demo records", total=builder.total)
+        counts = build_demo(services.engine(), builder, lambda _k, n: progress.advance(task, n))
+    console.print("Demo records: " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+
+
+@app.command()
+def metrics(
+    lang: Annotated[str, typer.Option(help="en or km")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the metrics: key, label, what each counts and its breakdowns."""
+    if as_json:
+        import json
+
+        items = [
+            {"key": m.key, "label_en": m.label_en, "label_km": m.label_km,
+             "definition": m.definition, "unit": m.unit, "dimensions": list(m.dimensions)}
+            for m in METRICS.values()
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(show_lines=True)
+    for col in ("Key", "Label", "Definition", "Breakdowns"):
+        table.add_column(col)
+    for m in METRICS.values():
+        table.add_row(m.key, m.label(lang), m.definition, ", ".join(m.dimensions))
+    console.print(table)
+
+
+@app.command()
+def report(
+    period: Annotated[str, typer.Option(help="2024, 2024-03, 2024-Q3, 2024-H1, TIP2024 or A..B")],
+    by: Annotated[list[str] | None, typer.Option(help="Breakdown (repeatable, or 'all').")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Only these metrics (repeatable).")
+    ] = None,
+    format: Annotated[ReportFormat, typer.Option(help="Output format.")] = ReportFormat.table,
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file (required for xlsx).")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="Labels in en or km.")] = "en",
+) -> None:
+    """Compute the report for a period through the metric registry."""
+    try:
+        p = parse_period(period)
+        with Session(services.engine()) as session:
+            rep = compute_report(session, p, metric or None, by or ())
+    except (ValueError, KeyError) as exc:
+        fail(str(exc).strip("'\""), 2)
+    agencies = _agency_labels() if rep.by.get("agency") else {}
+    if format is ReportFormat.xlsx:
+        target = output or Path(f"ctis-report-{p.label.replace('..', '_')}.xlsx")
+        render.render_xlsx(rep, agencies, target)
+        err.print(f"Wrote {target}")
+        return
+    if format is ReportFormat.table:
+        render.render_table(rep, agencies, console, lang)
+        return
+    text = (
+        render.render_json(rep) if format is ReportFormat.json else render.render_csv(rep, agencies)
+    )
+    if output:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        err.print(f"Wrote {output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def drill(
+    metric_key: Annotated[str, typer.Argument(metavar="METRIC")],
+    period: Annotated[str, typer.Option(help="The report period.")],
+    dimension: Annotated[str | None, typer.Option(help="A breakdown dimension.")] = None,
+    value: Annotated[str | None, typer.Option(help="The breakdown value (code).")] = None,
+) -> None:
+    """Print the external ids of the records a figure counts."""
+    try:
+        unit, rows = drill_down_cli(metric_key, period, dimension, value)
+    except (ValueError, KeyError) as exc:
+        fail(str(exc).strip("'\""), 2)
+    err.print(f"{len(rows)} {unit}")
+    for row in rows:
+        sys.stdout.write(f"{row.external_id}\n")
+
+
+def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: str | None):  # type: ignore[no-untyped-def]
+    with Session(services.engine()) as session:
+        return drill_down(session, metric_key, parse_period(period), dimension, value)
+
+
+@app.command()
+def template(
+    kind: Annotated[str, typer.Argument(help="Record kind: " + ", ".join(KINDS))],
+    format: Annotated[FileFormat, typer.Option(help="csv or xlsx")] = FileFormat.csv,
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default: stdout for CSV).")
+    ] = None,
+) -> None:
+    """Write an empty import template (the header row) for a kind of record."""
+    check_kind(kind)
+    header = columns(kind)
+    if format is FileFormat.xlsx:
+        target = output or Path(f"{kind}-template.xlsx")
+        write_xlsx(target, {kind: (header, [])})
+        err.print(f"Wrote {target}")
+    elif output:
+        with output.open("w", encoding="utf-8", newline="") as fh:
+            write_csv(fh, header, [])
+    else:
+        write_csv(sys.stdout, header, [])
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8) or XLSX file.")],
+    kind: Annotated[str, typer.Option(help="Record kind: " + ", ".join(KINDS))],
+) -> None:
+    """Validate every row, then import all of them in one transaction, or none."""
+    check_kind(kind)
+    services.init_database()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"Importing {kind}", total=None)
+            result = import_file(
+                services.engine(), file, kind, progress=lambda n: progress.advance(task, n)
+            )
+    except FileFormatError as exc:
+        fail(str(exc))
+    except ImportFailed as exc:
+        err.print(
+            f"[bold red]Import refused:[/bold red] {len(exc.errors)} error(s); nothing was written."
+        )
+        table = Table("Row", "Column", "Value", "Reason")
+        for e in exc.errors[:200]:
+            table.add_row(str(e.row), e.column, e.value, e.reason)
+        err.print(table)
+        if len(exc.errors) > 200:
+            err.print(f"… and {len(exc.errors) - 200} more")
+        raise typer.Exit(1) from None
+    console.print(
+        f"Imported {result.rows} {kind} rows: {result.created} created, "
+        f"{result.updated} updated, {result.unchanged} unchanged."
+    )
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help="Record kind: " + ", ".join(KINDS))],
+    format: Annotated[FileFormat, typer.Option(help="csv or xlsx")] = FileFormat.csv,
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default: stdout for CSV).")
+    ] = None,
+) -> None:
+    """Export every record of a kind in the import template's columns."""
+    check_kind(kind)
+    header = columns(kind)
+    with Session(services.engine()) as session:
+        rows = Repository(session).export_rows(kind)
+        if format is FileFormat.xlsx:
+            target = output or Path(f"{kind}.xlsx")
+            write_xlsx(target, {kind: (header, rows)})
+            err.print(f"Wrote {target}")
+        elif output:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                write_csv(fh, header, rows)
+        else:
+            write_csv(sys.stdout, header, rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

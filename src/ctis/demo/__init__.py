@@ -1,0 +1,1 @@
+"""Synthetic, deterministic demo data (no real person is in it)."""

@@ -1,0 +1,1 @@
+"""Files in and out: import templates, validated imports, exports (CSV and XLSX)."""

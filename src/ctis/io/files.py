@@ -1,0 +1,156 @@
+"""Reading and writing tabular files.
+
+The format is decided by the file's content, not only its name: an Excel file
+saved as ``.csv`` or a CSV saved as ``.xlsx`` gets a message saying so.  CSV
+must be UTF-8 (a byte-order mark is accepted, as Excel writes one); anything
+else is refused with the byte position, because guessing an encoding would
+garble Khmer names silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class FileFormatError(ValueError):
+    """The file cannot be read as a table at all."""
+
+
+def detect_format(path: Path, data: bytes) -> str:
+    suffix = path.suffix.lower()
+    is_zip = data.startswith(_ZIP_MAGIC)
+    if suffix in {".xlsx", ".xlsm"}:
+        if not is_zip:
+            raise FileFormatError(
+                f"{path.name}: not a valid XLSX workbook (is it a CSV or an old .xls?)"
+            )
+        return "xlsx"
+    if suffix == ".xls" or data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise FileFormatError(
+            f"{path.name}: old Excel .xls files are not supported; save as .xlsx or CSV"
+        )
+    if is_zip:
+        return "xlsx"
+    if suffix not in {".csv", ".txt", ".tsv", ""}:
+        raise FileFormatError(f"{path.name}: unsupported file type {suffix!r}; use .csv or .xlsx")
+    return "csv"
+
+
+def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV or XLSX file, every value as text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    fmt = detect_format(path, data)
+    header, rows = _read_xlsx(path, data) if fmt == "xlsx" else _read_csv(path, data)
+    header = [h.strip().lower() for h in header]
+    while header and header[-1] == "":
+        header.pop()
+    if not header:
+        raise FileFormatError(f"{path.name}: the file is empty (no header row)")
+    out = []
+    for values in rows:
+        cells = [v for v in values]
+        if not any(c.strip() for c in cells):
+            out.append({})  # keep row numbering; blank rows are skipped by the importer
+            continue
+        if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+            out.append({"__extra__": "yes"})
+            continue
+        cells += [""] * (len(header) - len(cells))
+        out.append(dict(zip(header, cells, strict=False)))
+    return header, out
+
+
+def _read_csv(path: Path, data: bytes) -> tuple[list[str], list[list[str]]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(
+            f"{path.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}); "
+            "save the file as 'CSV UTF-8'"
+        ) from None
+    if "\x00" in text:
+        raise FileFormatError(f"{path.name}: contains NUL bytes; is it a binary file or UTF-16?")
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count) if first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise FileFormatError(
+            f"{path.name}: malformed CSV at line {reader.line_num}: {exc}"
+        ) from None
+    if not rows:
+        raise FileFormatError(f"{path.name}: the file is empty (no header row)")
+    return rows[0], rows[1:]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return (
+            value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+        )
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _read_xlsx(path: Path, data: bytes) -> tuple[list[str], list[list[str]]]:
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise FileFormatError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    try:
+        ws = wb.worksheets[0]
+        rows = [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+    if not rows:
+        raise FileFormatError(f"{path.name}: the first sheet is empty (no header row)")
+    return rows[0], rows[1:]
+
+
+def write_csv(
+    out: IO[str], header: Sequence[str], rows: Iterable[dict[str, Any] | Sequence[Any]]
+) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(
+            [_cell(row.get(h)) for h in header]
+            if isinstance(row, dict)
+            else [_cell(v) for v in row]
+        )
+
+
+def write_xlsx(
+    path: Path | IO[bytes],
+    sheets: dict[str, tuple[Sequence[str], Iterable[dict[str, Any] | Sequence[Any]]]],
+) -> None:
+    """One sheet per entry; text cells stay text so that ids like ``007`` survive Excel."""
+    wb = Workbook(write_only=True)
+    for title, (header, rows) in sheets.items():
+        ws = wb.create_sheet(title=title[:31])
+        ws.append(list(header))
+        for row in rows:
+            ws.append([row.get(h, "") for h in header] if isinstance(row, dict) else list(row))
+    wb.save(path)

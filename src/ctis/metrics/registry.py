@@ -1,0 +1,358 @@
+"""One registry of metrics.
+
+Each :class:`Metric` states its key, its English and Khmer labels, a definition
+sentence giving the counting rule, and how it is computed: a *fact* — the rows
+it counts (a FROM clause and WHERE conditions for a period), the column that
+identifies what is counted, and an SQL expression per breakdown dimension.
+Reports, drill-downs, exports and (later) the dashboard and claim checks all
+go through these definitions; no other module decides what a figure means.
+
+Counting rules, stated once here and in each definition:
+
+* a period is inclusive at both ends; a record counts in a period if the date
+  named in the definition falls in it;
+* people (victims, suspects) are counted once per metric and period however
+  many operations, assistance or referral records link them;
+* "foreign" means a known nationality other than Cambodian (KHM); an unknown
+  nationality is neither Cambodian nor foreign;
+* "minor" means under 18 on the rescue date; the 18th birthday is not a minor;
+* "female" means recorded sex female, any age (female minors count in both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import ColumnElement, FromClause, and_, case, literal, true
+from sqlalchemy.sql.elements import ColumnElement as _Col
+
+from ctis.domain.ages import ADULT_AGE, AGE_BANDS, UNKNOWN_BAND
+from ctis.domain.periods import Period
+from ctis.domain.values import CAMBODIA
+from ctis.storage.models import (
+    Assistance,
+    Case,
+    Operation,
+    Prosecution,
+    Referral,
+    Suspect,
+    Victim,
+    case_operations,
+)
+
+#: Offence types that make a case a "trafficking or sexual exploitation" case:
+#: the offences of the 2008 Law on Suppression of Human Trafficking and Sexual
+#: Exploitation.  Child labour and "other" offences are recorded but not counted.
+TRAFFICKING_OFFENCES = (
+    "trafficking_in_persons",
+    "sexual_exploitation",
+    "forced_labour",
+    "forced_criminality",
+    "forced_marriage",
+)
+
+#: Breakdown dimensions and the value set their codes come from (for labels).
+DIMENSIONS: dict[str, str] = {
+    "sex": "sex",
+    "age_band": "age_band",
+    "nationality": "country",
+    "province": "province",
+    "exploitation_type": "exploitation_type",
+    "offence_type": "offence_type",
+    "agency": "agency",
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The rows a metric counts in one period."""
+
+    unit: str  # what the ids are ids of: victims, suspects, cases, operations
+    record_id: ColumnElement[int]
+    from_: FromClause
+    where: list[ColumnElement[bool]]
+    dimensions: dict[str, ColumnElement[object]]
+    #: True when the FROM clause can hold a counted record more than once
+    #: (joins to operations, assistance, referrals): then COUNT(DISTINCT).
+    fan_out: bool = False
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label_en: str
+    label_km: str
+    definition: str
+    facts: Callable[[Period], Facts] = field(repr=False)
+
+    def label(self, lang: str = "en") -> str:
+        return self.label_km if lang == "km" else self.label_en
+
+    @property
+    def unit(self) -> str:
+        return self.facts(_ANY_PERIOD).unit
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(self.facts(_ANY_PERIOD).dimensions)
+
+
+def age_band_sql(age: _Col[int | None]) -> ColumnElement[str]:
+    """CTDC age band of an age column, as a portable SQL CASE."""
+    whens = [(age.is_(None), literal(UNKNOWN_BAND))]
+    for _low, high, label in AGE_BANDS[:-1]:
+        whens.append((age <= high, literal(label)))  # type: ignore[operator]
+    return case(*whens, else_=literal(AGE_BANDS[-1][2]))
+
+
+def _in(column: _Col[object], period: Period) -> ColumnElement[bool]:
+    return column.between(period.start, period.end)
+
+
+def _is_foreign(nationality: _Col[str | None]) -> ColumnElement[bool]:
+    return and_(nationality.is_not(None), nationality != CAMBODIA)
+
+
+V, S, C, OP = Victim.__table__.c, Suspect.__table__.c, Case.__table__.c, Operation.__table__.c
+A, R, P = Assistance.__table__.c, Referral.__table__.c, Prosecution.__table__.c
+
+
+def _victim_dims(agency: _Col[int | None]) -> dict[str, ColumnElement[object]]:
+    return {
+        "sex": V.sex,
+        "age_band": age_band_sql(V.age_at_rescue),
+        "nationality": V.nationality,
+        "province": V.province,
+        "exploitation_type": V.exploitation_type,
+        "agency": agency,
+    }
+
+
+def _suspect_dims() -> dict[str, ColumnElement[object]]:
+    return {
+        "sex": S.sex,
+        "age_band": age_band_sql(S.age_at_arrest),
+        "nationality": S.nationality,
+        "province": S.province,
+        "agency": S.agency_id,
+    }
+
+
+def _victims_rescued(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
+    def facts(period: Period) -> Facts:
+        return Facts(
+            unit="victims",
+            record_id=V.id,
+            from_=Victim.__table__,
+            where=[_in(V.rescue_date, period), *extra],
+            dimensions=_victim_dims(V.agency_id),
+        )
+
+    return facts
+
+
+def _victims_assisted(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
+    def facts(period: Period) -> Facts:
+        return Facts(
+            unit="victims",
+            record_id=V.id,
+            from_=Assistance.__table__.join(Victim.__table__, A.victim_id == V.id),
+            where=[_in(A.start_date, period), *extra],
+            dimensions=_victim_dims(A.agency_id),
+            fan_out=True,
+        )
+
+    return facts
+
+
+def _victims_referred(period: Period) -> Facts:
+    return Facts(
+        unit="victims",
+        record_id=V.id,
+        from_=Referral.__table__.join(Victim.__table__, R.victim_id == V.id),
+        where=[_in(R.referred_on, period), R.consent == true()],
+        dimensions=_victim_dims(R.to_agency_id),
+        fan_out=True,
+    )
+
+
+def _suspects_arrested(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
+    def facts(period: Period) -> Facts:
+        return Facts(
+            unit="suspects",
+            record_id=S.id,
+            from_=Suspect.__table__,
+            where=[_in(S.arrest_date, period), *extra],
+            dimensions=_suspect_dims(),
+        )
+
+    return facts
+
+
+def _suspects_prosecuted(period: Period) -> Facts:
+    return Facts(
+        unit="suspects",
+        record_id=S.id,
+        from_=Prosecution.__table__.join(Suspect.__table__, P.suspect_id == S.id),
+        where=[_in(P.charged_on, period)],
+        dimensions=_suspect_dims(),
+        fan_out=True,
+    )
+
+
+def _suspects_convicted(period: Period) -> Facts:
+    return Facts(
+        unit="suspects",
+        record_id=S.id,
+        from_=Prosecution.__table__.join(Suspect.__table__, P.suspect_id == S.id),
+        where=[P.outcome == "convicted", _in(P.verdict_on, period)],
+        dimensions=_suspect_dims(),
+        fan_out=True,
+    )
+
+
+def _cases_cracked_down(period: Period) -> Facts:
+    co = case_operations.c
+    return Facts(
+        unit="cases",
+        record_id=C.id,
+        from_=Case.__table__.join(case_operations, co.case_id == C.id).join(
+            Operation.__table__, co.operation_id == OP.id
+        ),
+        where=[_in(OP.operation_date, period), C.offence_type.in_(TRAFFICKING_OFFENCES)],
+        dimensions={
+            "province": OP.province,
+            "offence_type": C.offence_type,
+            "agency": OP.lead_agency_id,
+        },
+        fan_out=True,
+    )
+
+
+def _operations(period: Period) -> Facts:
+    return Facts(
+        unit="operations",
+        record_id=OP.id,
+        from_=Operation.__table__,
+        where=[_in(OP.operation_date, period)],
+        dimensions={"province": OP.province, "agency": OP.lead_agency_id},
+    )
+
+
+# Any period will do to inspect a metric's unit and dimensions.
+_ANY_PERIOD = Period(start=date(2000, 1, 1), end=date(2000, 1, 1), label="-", kind="range")
+
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in [
+        Metric(
+            "cases_cracked_down",
+            "Cases cracked down",
+            "ករណីដែលបានបង្ក្រាប",
+            "Distinct cases of trafficking in persons or sexual exploitation (offence types: "
+            + ", ".join(TRAFFICKING_OFFENCES)
+            + ") linked to at least one operation dated in the period. Province and agency are "
+            "those of the operation; a case with operations in two provinces counts once in the "
+            "total and once under each province.",
+            _cases_cracked_down,
+        ),
+        Metric(
+            "operations",
+            "Operations",
+            "ប្រតិបត្តិការ",
+            "Operations (raids, rescues, checkpoints, receptions, compound interventions) dated "
+            "in the period, by the operation's province and lead agency.",
+            _operations,
+        ),
+        Metric(
+            "suspects_arrested",
+            "Suspects arrested",
+            "ជនសង្ស័យដែលត្រូវបានចាប់ខ្លួន",
+            "Distinct suspects with an arrest date in the period. Age band is the age on the "
+            "arrest date.",
+            _suspects_arrested(),
+        ),
+        Metric(
+            "suspects_arrested_foreign",
+            "Foreign suspects arrested",
+            "ជនសង្ស័យជាជនបរទេសដែលត្រូវបានចាប់ខ្លួន",
+            "Distinct suspects with an arrest date in the period whose recorded nationality is "
+            "known and other than Cambodian (KHM).",
+            _suspects_arrested(_is_foreign(S.nationality)),
+        ),
+        Metric(
+            "suspects_prosecuted",
+            "Suspects prosecuted",
+            "ជនសង្ស័យដែលត្រូវបានចោទប្រកាន់",
+            "Distinct suspects with a prosecution whose charge date is in the period, counted "
+            "once however many prosecutions they have.",
+            _suspects_prosecuted,
+        ),
+        Metric(
+            "suspects_convicted",
+            "Suspects convicted",
+            "ជនសង្ស័យដែលត្រូវបានផ្តន្ទាទោស",
+            "Distinct suspects with a prosecution whose outcome is convicted and whose verdict "
+            "date is in the period.",
+            _suspects_convicted,
+        ),
+        Metric(
+            "victims_rescued",
+            "Victims rescued",
+            "ជនរងគ្រោះដែលត្រូវបានជួយសង្គ្រោះ",
+            "Distinct victims (possible or confirmed) identified or rescued in the period, by "
+            "their rescue date; a victim linked to several operations counts once. Age band is "
+            "the age on the rescue date.",
+            _victims_rescued(),
+        ),
+        Metric(
+            "victims_rescued_female",
+            "Female victims rescued",
+            "ជនរងគ្រោះជាស្ត្រីដែលត្រូវបានជួយសង្គ្រោះ",
+            "Victims rescued in the period whose recorded sex is female, at any age (female "
+            "minors are counted here and among minors).",
+            _victims_rescued(V.sex == "female"),
+        ),
+        Metric(
+            "victims_rescued_minor",
+            "Minor victims rescued",
+            "ជនរងគ្រោះអាយុក្រោម ១៨ ឆ្នាំដែលត្រូវបានជួយសង្គ្រោះ",
+            "Victims rescued in the period who were under 18 on the rescue date (from the date "
+            "of birth, or the age recorded at identification); a victim whose 18th birthday is "
+            "the rescue date is not a minor; unknown ages are not counted.",
+            _victims_rescued(V.age_at_rescue < ADULT_AGE),
+        ),
+        Metric(
+            "victims_assisted",
+            "Victims assisted",
+            "ជនរងគ្រោះដែលទទួលបានជំនួយ",
+            "Distinct victims with any assistance (shelter, medical, legal, psychosocial, "
+            "repatriation, reintegration) starting in the period; agency is the provider.",
+            _victims_assisted(),
+        ),
+        Metric(
+            "victims_repatriated",
+            "Victims repatriated",
+            "ជនរងគ្រោះដែលត្រូវបានធ្វើមាតុភូមិនិវត្តន៍",
+            "Distinct victims with repatriation assistance starting in the period.",
+            _victims_assisted(A.assistance_type == "repatriation"),
+        ),
+        Metric(
+            "victims_referred",
+            "Victims referred",
+            "ជនរងគ្រោះដែលត្រូវបានបញ្ជូនបន្ត",
+            "Distinct victims referred to another agency in the period with their consent "
+            "recorded; agency is the agency referred to.",
+            _victims_referred,
+        ),
+    ]
+}
+
+
+def get_metric(key: str) -> Metric:
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"unknown metric {key!r}; known: {', '.join(METRICS)}") from None

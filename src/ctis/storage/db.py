@@ -1,0 +1,85 @@
+"""Engines, sessions and schema migration.
+
+``migrate`` runs Alembic to ``head`` (creating a fresh database or upgrading an
+old one), then brings the reference tables in line with the domain's data
+files.  Tests and the CLI go through the same function, so the schema the tests
+exercise is the one migrations build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ctis.domain.values import provinces
+from ctis.storage.models import Province
+
+
+def _normalise_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs (psycopg2 is not installed)."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = _normalise_url(url)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("ctis.storage") / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema, then sync reference data."""
+    command.upgrade(alembic_config(engine), "head")
+    sync_reference_data(engine)
+
+
+def sync_reference_data(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        existing = {p.code: p for p in session.scalars(select(Province))}
+        for value in provinces().values:
+            row = existing.get(value.code)
+            if row is None:
+                session.add(
+                    Province(code=value.code, name_en=value.label_en, name_km=value.label_km)
+                )
+            else:
+                row.name_en, row.name_km = value.label_en, value.label_km
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back everything on any error."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session

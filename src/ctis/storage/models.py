@@ -1,0 +1,220 @@
+"""Relational model of the committee's records.
+
+Every record table shares :class:`RecordMixin`: a surrogate id, an external id
+(unique per table) that imports use to find the row again, who created and
+last changed it and when, and a version number that SQLAlchemy checks on every
+update (optimistic locking: two officers editing the same record cannot
+silently overwrite each other).
+
+Derived columns (``age_at_rescue``, ``age_at_arrest``) are written by the
+repository from the validated domain record; they exist so that the metric
+registry can count minors and age bands in plain SQL on every engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class RecordMixin:
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="system")
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    @declared_attr.directive
+    @classmethod
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+class Province(Base):
+    """Reference table, filled from ``ctis/domain/data/provinces.csv`` by ``ctis init``."""
+
+    __tablename__ = "provinces"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(100))
+    name_km: Mapped[str] = mapped_column(String(100))
+
+
+class Agency(RecordMixin, Base):
+    __tablename__ = "agencies"
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_km: Mapped[str | None] = mapped_column(String(200))
+    agency_kind: Mapped[str] = mapped_column(String(20))
+
+
+case_operations = Table(
+    "case_operations",
+    Base.metadata,
+    Column("case_id", ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("operation_id", ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_case_operations_operation", "operation_id", "case_id"),
+)
+
+victim_operations = Table(
+    "victim_operations",
+    Base.metadata,
+    Column("victim_id", ForeignKey("victims.id", ondelete="CASCADE"), primary_key=True),
+    Column("operation_id", ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_victim_operations_operation", "operation_id", "victim_id"),
+)
+
+
+class Operation(RecordMixin, Base):
+    __tablename__ = "operations"
+    operation_date: Mapped[date] = mapped_column(Date, index=True)
+    province: Mapped[str] = mapped_column(ForeignKey("provinces.code"))
+    lead_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    operation_kind: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(Text)
+
+    lead_agency: Mapped[Agency | None] = relationship()
+
+
+class Case(RecordMixin, Base):
+    __tablename__ = "cases"
+    offence_type: Mapped[str] = mapped_column(String(40), index=True)
+    legal_article: Mapped[str | None] = mapped_column(String(200))
+    opened_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+
+    agency: Mapped[Agency | None] = relationship()
+    operations: Mapped[list[Operation]] = relationship(secondary=case_operations)
+
+
+class Suspect(RecordMixin, Base):
+    __tablename__ = "suspects"
+    name_latin: Mapped[str | None] = mapped_column(String(200))
+    name_khmer: Mapped[str | None] = mapped_column(String(200))
+    sex: Mapped[str] = mapped_column(String(10))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    age: Mapped[int | None] = mapped_column(Integer)
+    age_at_arrest: Mapped[int | None] = mapped_column(Integer)
+    nationality: Mapped[str | None] = mapped_column(String(3))
+    province: Mapped[str | None] = mapped_column(ForeignKey("provinces.code"))
+    arrest_date: Mapped[date | None] = mapped_column(Date, index=True)
+    charges: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+
+    case: Mapped[Case | None] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+
+
+class Victim(RecordMixin, Base):
+    __tablename__ = "victims"
+    name_latin: Mapped[str | None] = mapped_column(String(200))
+    name_khmer: Mapped[str | None] = mapped_column(String(200))
+    sex: Mapped[str] = mapped_column(String(10))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    age: Mapped[int | None] = mapped_column(Integer)
+    age_at_rescue: Mapped[int | None] = mapped_column(Integer)
+    nationality: Mapped[str | None] = mapped_column(String(3))
+    country_of_exploitation: Mapped[str | None] = mapped_column(String(3))
+    exploitation_type: Mapped[str | None] = mapped_column(String(40))
+    labour_sector: Mapped[str | None] = mapped_column(String(40))
+    means_of_control: Mapped[str | None] = mapped_column(String(400))  # ';'-joined codes
+    recruiter_relation: Mapped[str | None] = mapped_column(String(40))
+    rescue_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str | None] = mapped_column(ForeignKey("provinces.code"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+
+    case: Mapped[Case | None] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+    operations: Mapped[list[Operation]] = relationship(secondary=victim_operations)
+
+
+class Prosecution(RecordMixin, Base):
+    __tablename__ = "prosecutions"
+    suspect_id: Mapped[int] = mapped_column(ForeignKey("suspects.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    charged_on: Mapped[date] = mapped_column(Date, index=True)
+    charges: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))
+    verdict_on: Mapped[date | None] = mapped_column(Date, index=True)
+    sentence_months: Mapped[int | None] = mapped_column(Integer)
+    suspended: Mapped[bool | None] = mapped_column(Boolean)
+    fine_khr: Mapped[int | None] = mapped_column(Integer)
+
+    suspect: Mapped[Suspect] = relationship()
+    case: Mapped[Case | None] = relationship()
+
+
+class Assistance(RecordMixin, Base):
+    __tablename__ = "assistance"
+    victim_id: Mapped[int] = mapped_column(ForeignKey("victims.id"), index=True)
+    assistance_type: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[date] = mapped_column(Date, index=True)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    victim: Mapped[Victim] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+
+
+class Referral(RecordMixin, Base):
+    __tablename__ = "referrals"
+    victim_id: Mapped[int] = mapped_column(ForeignKey("victims.id"), index=True)
+    to_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    referred_on: Mapped[date] = mapped_column(Date, index=True)
+    service: Mapped[str | None] = mapped_column(String(20))
+    consent: Mapped[bool] = mapped_column(Boolean)
+    consent_date: Mapped[date | None] = mapped_column(Date)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    victim: Mapped[Victim] = relationship()
+    to_agency: Mapped[Agency] = relationship()
+
+
+#: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
+MODELS: dict[str, type[RecordMixin]] = {
+    "agencies": Agency,
+    "operations": Operation,
+    "cases": Case,
+    "suspects": Suspect,
+    "victims": Victim,
+    "prosecutions": Prosecution,
+    "assistance": Assistance,
+    "referrals": Referral,
+}
