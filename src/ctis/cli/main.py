@@ -75,7 +75,7 @@ def _agency_labels() -> dict[str, str]:
 
         from ctis.storage.models import Agency
 
-        return {str(i): n for i, n in session.execute(select(Agency.id, Agency.name_en)).tuples()}
+        return {str(i): n for i, n in session.execute(select(Agency.id, Agency.name_en))}
 
 
 @app.command()

@@ -68,7 +68,7 @@ def _errors_from(exc: ValidationError, row_no: int, row: dict[str, str]) -> list
         loc = err.get("loc") or ()
         column = str(loc[0]) if loc else str((err.get("ctx") or {}).get("field", ""))
         reason = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if err["type"] == "missing" or (loc and err.get("input") is None):
             reason = "required field is empty"
         elif err["type"] in {"int_parsing", "int_from_float"}:
             reason = "not a whole number"

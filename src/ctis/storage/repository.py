@@ -43,19 +43,19 @@ class Repository:
         model: Any = MODELS[kind]
         if external_ids is None:
             rows = self.session.execute(select(model.external_id, model.id))
-            return dict(rows.tuples().all())
+            return dict(rows.all())
         wanted = sorted(set(external_ids))
         out: dict[str, int] = {}
         for chunk in _chunks(wanted):
             rows = self.session.execute(
                 select(model.external_id, model.id).where(model.external_id.in_(chunk))
             )
-            out.update(rows.tuples().all())
+            out.update(rows.all())
         return out
 
     def external_ids_by_id(self, kind: str) -> dict[int, str]:
         model: Any = MODELS[kind]
-        return {i: e for e, i in self.session.execute(select(model.external_id, model.id)).tuples()}
+        return {i: e for e, i in self.session.execute(select(model.external_id, model.id))}
 
     def existing(self, kind: str, external_ids: list[str]) -> dict[str, Any]:
         model: Any = MODELS[kind]

@@ -1,0 +1,108 @@
+"""The command line, end to end on an SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from ctis.cli.main import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.mark.slow
+def test_demo_report_and_drill(sqlite_env: Path) -> None:
+    code, out, _ = run("init")
+    assert code == 0 and "Database ready" in out
+    code, out, _ = run("demo")
+    assert code == 0 and "victims" in out
+    code, out, _ = run("demo", "--if-empty")
+    assert code == 0 and "not added" in out
+    code, _out, err = run("demo")
+    assert code == 1 and "--reset" in err
+
+    code, out, _ = run("report", "--period", "2024-H1", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert (
+        data["metrics"]["victims_rescued"] == 290 and data["metrics"]["cases_cracked_down"] == 104
+    )
+    assert "by" not in data
+
+    code, out, _ = run(
+        "report", "--period", "2024-H1", "--format", "json", "--by", "sex", "--by", "age_band"
+    )
+    by = json.loads(out)["by"]
+    assert sum(by["sex"]["victims_rescued"].values()) == 290
+    assert by["sex"]["victims_rescued"]["female"] == 241
+
+    code, out, _ = run("report", "--period", "2024-H1")
+    assert code == 0 and "Victims rescued" in out and "290" in out
+
+    code, out, _ = run("report", "--period", "2024-H1", "--format", "csv", "--by", "province")
+    assert out.splitlines()[0] == "period,metric,dimension,value,label,count"
+    assert "2024-H1,victims_rescued,total,,,290" in out
+
+    xlsx = sqlite_env / "r.xlsx"
+    code, _, _ = run(
+        "report", "--period", "2024-H1", "--format", "xlsx", "--output", str(xlsx), "--by", "all"
+    )
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["2024-H1", "breakdowns", "definitions"]
+
+    code, out, err = run("drill", "victims_rescued_minor", "--period", "2024-H1")
+    assert code == 0 and len(out.split()) == 134 and "134 victims" in err
+
+    code, out, _ = run("export", "victims")
+    assert out.count("\n") > 2000
+    path = sqlite_env / "victims.csv"
+    path.write_text(out, encoding="utf-8")
+    code, out, _ = run("import", str(path), "--kind", "victims")
+    assert code == 0 and "0 created, 0 updated" in out
+
+
+def test_errors_are_messages_not_tracebacks(sqlite_env: Path) -> None:
+    run("init")
+    code, _, err = run("report", "--period", "2024-H3")
+    assert code == 2 and "unknown period" in err
+    code, _, err = run("report", "--period", "2024", "--by", "colour")
+    assert code == 2 and "unknown dimension" in err
+    code, _, err = run("report", "--period", "2024", "--metric", "victims_saved")
+    assert code == 2 and "unknown metric" in err
+    code, _, err = run("template", "spaceships")
+    assert code == 2 and "unknown kind" in err
+    bad = sqlite_env / "bad.csv"
+    bad.write_text(
+        "external_id,sex,rescue_date,province\nV-1,female,2024-01-01,Gotham\n", encoding="utf-8"
+    )
+    code, _, err = run("import", str(bad), "--kind", "victims")
+    assert code == 1 and "nothing was written" in err and "Gotham" in err
+    code, _, err = run("import", str(sqlite_env / "missing.csv"), "--kind", "victims")
+    assert code == 1 and "cannot read" in err
+
+
+def test_metrics_and_templates(sqlite_env: Path) -> None:
+    code, out, _ = run("metrics", "--json")
+    keys = [m["key"] for m in json.loads(out)]
+    assert "victims_rescued_minor" in keys
+    code, out, _ = run("metrics", "--lang", "km")
+    assert code == 0 and "ជនរងគ្រោះ" in out
+    code, out, _ = run("template", "victims")
+    assert out.startswith("external_id,name_latin,name_khmer,sex,date_of_birth,age,nationality")
+    target = sqlite_env / "t.xlsx"
+    code, _, _ = run("template", "suspects", "--format", "xlsx", "--output", str(target))
+    assert next(load_workbook(target).active.values)[0] == "external_id"
