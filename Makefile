@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || $(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 run: $(STAMP) ## Create the venv, build the demo database, print the 2024-H1 report
@@ -34,7 +34,7 @@ run: $(STAMP) ## Create the venv, build the demo database, print the 2024-H1 rep
 	@echo "  $(CTIS) export victims --format csv > victims.csv"
 
 test: $(STAMP) ## Install what tests need and run the whole suite (SQLite and PostgreSQL)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
 	$(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=85
 
 lint: $(STAMP) ## ruff check and format check
