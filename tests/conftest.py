@@ -19,13 +19,17 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from ctis.security.crypto import KeyRing
 from ctis.services import clear_records
 from ctis.storage.db import make_engine, migrate
 
-PG_SERVER = os.environ.get(
-    "CTIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-TODAY = date(2026, 1, 15)  # a fixed "today" for validation of future dates
+PG_SERVER = os.environ.get("CTIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TODAY = date(2026, 1, 15)
+
+# A key ring for this test session only: sealed test data is unreadable afterwards.
+os.environ.setdefault(
+    "CTIS_FIELD_KEYS", KeyRing.generate().to_json()
+)  # a fixed "today" for validation of future dates
 
 
 def _pg_admin() -> Engine:
@@ -91,12 +95,18 @@ def migrated(
     engine.dispose()
 
 
+def _empty(engine: Engine) -> None:
+    clear_records(engine)
+    with engine.begin() as conn:  # tests start a fresh audit chain too
+        conn.execute(text("DELETE FROM audit_log"))
+
+
 @pytest.fixture
 def engine(migrated: Engine) -> Iterator[Engine]:
-    """A migrated database with empty record tables, on each backend."""
-    clear_records(migrated)
+    """A migrated database with empty record tables and audit log, on each backend."""
+    _empty(migrated)
     yield migrated
-    clear_records(migrated)
+    _empty(migrated)
 
 
 @pytest.fixture(scope="session")

@@ -74,9 +74,7 @@ class Fixture:
         return self._add(AssistanceIn, "AST", victim=victim.external_id, **f)
 
     def referral(self, victim: RecordIn, to: RecordIn, **f: Any) -> RecordIn:
-        return self._add(
-            ReferralIn, "REF", victim=victim.external_id, to_agency=to.external_id, **f
-        )
+        return self._add(ReferralIn, "REF", victim=victim.external_id, to_agency=to.external_id, **f)
 
     def save(self, engine: Engine) -> None:
         order = [

@@ -16,6 +16,8 @@ runner = CliRunner()
 
 def run(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -38,14 +40,10 @@ def test_demo_report_and_drill(sqlite_env: Path) -> None:
     code, out, _ = run("report", "--period", "2024-H1", "--format", "json")
     assert code == 0
     data = json.loads(out)
-    assert (
-        data["metrics"]["victims_rescued"] == 290 and data["metrics"]["cases_cracked_down"] == 104
-    )
+    assert data["metrics"]["victims_rescued"] == 290 and data["metrics"]["cases_cracked_down"] == 104
     assert "by" not in data
 
-    code, out, _ = run(
-        "report", "--period", "2024-H1", "--format", "json", "--by", "sex", "--by", "age_band"
-    )
+    code, out, _ = run("report", "--period", "2024-H1", "--format", "json", "--by", "sex", "--by", "age_band")
     by = json.loads(out)["by"]
     assert sum(by["sex"]["victims_rescued"].values()) == 290
     assert by["sex"]["victims_rescued"]["female"] == 241
@@ -86,9 +84,7 @@ def test_errors_are_messages_not_tracebacks(sqlite_env: Path) -> None:
     code, _, err = run("template", "spaceships")
     assert code == 2 and "unknown kind" in err
     bad = sqlite_env / "bad.csv"
-    bad.write_text(
-        "external_id,sex,rescue_date,province\nV-1,female,2024-01-01,Gotham\n", encoding="utf-8"
-    )
+    bad.write_text("external_id,sex,rescue_date,province\nV-1,female,2024-01-01,Gotham\n", encoding="utf-8")
     code, _, err = run("import", str(bad), "--kind", "victims")
     assert code == 1 and "nothing was written" in err and "Gotham" in err
     code, _, err = run("import", str(sqlite_env / "missing.csv"), "--kind", "victims")

@@ -27,9 +27,7 @@ def test_2024_h1_report_gives_the_published_figures(demo_engine: Engine) -> None
 
 def test_demo_spans_2022_to_2025_with_every_breakdown_populated(demo_engine: Engine) -> None:
     with Session(demo_engine) as s:
-        first, last = s.execute(
-            select(func.min(Victim.rescue_date), func.max(Victim.rescue_date))
-        ).one()
+        first, last = s.execute(select(func.min(Victim.rescue_date), func.max(Victim.rescue_date))).one()
         assert first.year == 2022 and last.year == 2025
         yearly = [
             compute_report(s, parse_period(str(y)), ["victims_rescued"]).metrics["victims_rescued"]

@@ -88,9 +88,7 @@ def test_value_sets_accept_codes_labels_khmer_and_aliases() -> None:
     assert value_set("sex").parse("ស្រី") == "female"
     assert value_set("exploitation_type").parse("Forced labour") == "forced_labour"
     assert (
-        parse_country("Cambodia") == "KHM"
-        and parse_country("vn") == "VNM"
-        and parse_country("THA") == "THA"
+        parse_country("Cambodia") == "KHM" and parse_country("vn") == "VNM" and parse_country("THA") == "THA"
     )
     with pytest.raises(ValueError, match="unknown country"):
         parse_country("Atlantis")

@@ -38,11 +38,74 @@ def is_empty(eng: Engine | None = None) -> bool:
     return not any(record_counts(eng).values())
 
 
-def clear_records(eng: Engine | None = None) -> None:
-    """Delete every record (reference tables stay); used by ``ctis demo --reset``."""
+def clear_records(eng: Engine | None = None, actor: str = "system") -> None:
+    """Delete every record and account (``ctis demo --reset``).
+
+    Reference tables stay, and so does the audit log: the reset itself is
+    appended to it, so that a wiped database is never mistaken for an empty one.
+    """
+    from ctis.security import audit
     from ctis.storage.models import Base
 
-    with (eng or engine()).begin() as conn:
+    keep = {"provinces", "alembic_version", "audit_log"}
+    with Session(eng or engine()) as session, session.begin():
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name != "provinces" and table.name != "alembic_version":
-                conn.execute(table.delete())
+            if table.name not in keep:
+                session.execute(table.delete())
+        audit.record(session, actor, "reset")
+
+
+def export_rows(kind: str, actor: str, eng: Engine | None = None) -> list[dict[str, str]]:
+    """Every record of ``kind`` in template columns; the export itself is audited."""
+    from ctis.security import audit
+    from ctis.storage.db import session_scope
+    from ctis.storage.repository import Repository
+
+    with session_scope(eng or engine()) as session:
+        rows = list(Repository(session, actor=actor).export_rows(kind))
+        audit.record(session, actor, "export", kind, None, {"rows": len(rows)})
+    return rows
+
+
+def rotate_keys(eng: Engine | None = None) -> tuple[str, int]:
+    """Make a new active key and reseal every identifying value with it.
+
+    The new key ring (old keys included) is written *before* any value is
+    resealed, so that a failure half-way leaves every value readable.  Values
+    are rewritten with Core statements: rotation changes no record, so no
+    version is bumped.  Returns the new key id and the number of values resealed.
+    """
+    import os
+
+    from sqlalchemy import update
+
+    from ctis.security import audit
+    from ctis.security.crypto import key_file_path, load_key_ring, write_key_file
+    from ctis.storage.db import session_scope
+    from ctis.storage.models import SEALED_COLUMNS, Suspect, Victim
+
+    if os.environ.get("CTIS_FIELD_KEYS"):
+        raise RuntimeError(
+            "the key ring comes from CTIS_FIELD_KEYS; rotate it with CTIS_KEY_FILE instead, "
+            "or replace the variable's value with a rotated ring"
+        )
+    old = load_key_ring()
+    new = old.rotated()
+    write_key_file(new, key_file_path())
+    count = 0
+    with session_scope(eng or engine()) as session:
+        for model in (Victim, Suspect):
+            table = model.__table__
+            query = select(table.c.id, *[table.c[c] for c in SEALED_COLUMNS])
+            for row in session.execute(query).all():
+                values = {}
+                for column in SEALED_COLUMNS:
+                    blob = getattr(row, column)
+                    if blob is not None:
+                        plain = new.open(bytes(blob), table.name, column, row.id)
+                        values[column] = new.seal(plain, table.name, column, row.id)
+                if values:
+                    session.execute(update(table).where(table.c.id == row.id).values(**values))
+                    count += len(values)
+        audit.record(session, "keys", "rotate", None, None, {"key": new.active, "values": count})
+    return new.active, count

@@ -7,6 +7,8 @@ an invalid file) print a message and exit with status 1 or 2, never a traceback.
 
 from __future__ import annotations
 
+import getpass
+import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +27,6 @@ from ctis.domain.records import SCHEMAS, columns
 from ctis.io.files import FileFormatError, write_csv, write_xlsx
 from ctis.io.importer import ImportFailed, import_file
 from ctis.metrics import METRICS, compute_report, drill_down
-from ctis.storage.repository import Repository
 
 app = typer.Typer(
     name="ctis",
@@ -87,9 +88,7 @@ def init() -> None:
 
 @app.command()
 def demo(
-    if_empty: Annotated[
-        bool, typer.Option(help="Do nothing if the database already holds records.")
-    ] = False,
+    if_empty: Annotated[bool, typer.Option(help="Do nothing if the database already holds records.")] = False,
     reset: Annotated[bool, typer.Option(help="Delete every record first.")] = False,
     seed: Annotated[
         int, typer.Option(help="Random seed (the default gives the documented demo).")
@@ -120,8 +119,6 @@ def metrics(
 ) -> None:
     """List the metrics: key, label, what each counts and its breakdowns."""
     if as_json:
-        import json
-
         items = [
             {"key": m.key, "label_en": m.label_en, "label_km": m.label_km,
              "definition": m.definition, "unit": m.unit, "dimensions": list(m.dimensions)}
@@ -141,13 +138,9 @@ def metrics(
 def report(
     period: Annotated[str, typer.Option(help="2024, 2024-03, 2024-Q3, 2024-H1, TIP2024 or A..B")],
     by: Annotated[list[str] | None, typer.Option(help="Breakdown (repeatable, or 'all').")] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option(help="Only these metrics (repeatable).")
-    ] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="Only these metrics (repeatable).")] = None,
     format: Annotated[ReportFormat, typer.Option(help="Output format.")] = ReportFormat.table,
-    output: Annotated[
-        Path | None, typer.Option(help="Write to this file (required for xlsx).")
-    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write to this file (required for xlsx).")] = None,
     lang: Annotated[str, typer.Option(help="Labels in en or km.")] = "en",
 ) -> None:
     """Compute the report for a period through the metric registry."""
@@ -166,9 +159,7 @@ def report(
     if format is ReportFormat.table:
         render.render_table(rep, agencies, console, lang)
         return
-    text = (
-        render.render_json(rep) if format is ReportFormat.json else render.render_csv(rep, agencies)
-    )
+    text = render.render_json(rep) if format is ReportFormat.json else render.render_csv(rep, agencies)
     if output:
         output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         err.print(f"Wrote {output}")
@@ -202,9 +193,7 @@ def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: s
 def template(
     kind: Annotated[str, typer.Argument(help="Record kind: " + ", ".join(KINDS))],
     format: Annotated[FileFormat, typer.Option(help="csv or xlsx")] = FileFormat.csv,
-    output: Annotated[
-        Path | None, typer.Option(help="File to write (default: stdout for CSV).")
-    ] = None,
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout for CSV).")] = None,
 ) -> None:
     """Write an empty import template (the header row) for a kind of record."""
     check_kind(kind)
@@ -231,15 +220,11 @@ def import_(
     try:
         with _progress() as progress:
             task = progress.add_task(f"Importing {kind}", total=None)
-            result = import_file(
-                services.engine(), file, kind, progress=lambda n: progress.advance(task, n)
-            )
+            result = import_file(services.engine(), file, kind, progress=lambda n: progress.advance(task, n))
     except FileFormatError as exc:
         fail(str(exc))
     except ImportFailed as exc:
-        err.print(
-            f"[bold red]Import refused:[/bold red] {len(exc.errors)} error(s); nothing was written."
-        )
+        err.print(f"[bold red]Import refused:[/bold red] {len(exc.errors)} error(s); nothing was written.")
         table = Table("Row", "Column", "Value", "Reason")
         for e in exc.errors[:200]:
             table.add_row(str(e.row), e.column, e.value, e.reason)
@@ -257,24 +242,68 @@ def import_(
 def export(
     kind: Annotated[str, typer.Argument(help="Record kind: " + ", ".join(KINDS))],
     format: Annotated[FileFormat, typer.Option(help="csv or xlsx")] = FileFormat.csv,
-    output: Annotated[
-        Path | None, typer.Option(help="File to write (default: stdout for CSV).")
-    ] = None,
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout for CSV).")] = None,
 ) -> None:
     """Export every record of a kind in the import template's columns."""
     check_kind(kind)
     header = columns(kind)
+    rows = services.export_rows(kind, actor=f"cli:{getpass.getuser()}")
+    if format is FileFormat.xlsx:
+        target = output or Path(f"{kind}.xlsx")
+        write_xlsx(target, {kind: (header, rows)})
+        err.print(f"Wrote {target}")
+    elif output:
+        with output.open("w", encoding="utf-8", newline="") as fh:
+            write_csv(fh, header, rows)
+    else:
+        write_csv(sys.stdout, header, rows)
+
+
+keys_app = typer.Typer(help="Keys that seal identifying fields.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new active key and reseal every identifying value with it."""
+    try:
+        key_id, count = services.rotate_keys()
+    except RuntimeError as exc:
+        fail(str(exc))
+    console.print(f"New active key {key_id}; {count} values resealed. Old keys stay in the ring.")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head: Annotated[Path | None, typer.Option(help="A head exported by 'ctis audit head'.")] = None,
+) -> None:
+    """Check the chain; report the first entry that was changed, deleted or re-ordered."""
+    from ctis.security import audit
+
+    expected = None
+    if head is not None:
+        try:
+            data = json.loads(head.read_text(encoding="utf-8"))
+            expected = (int(data["seq"]), str(data["hash"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            fail(f"cannot read the exported head {head}: {exc}")
+    result = audit.verify(services.engine(), expected)
+    if not result.ok:
+        fail(str(result))
+    console.print(str(result))
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the latest entry's sequence number and hash, to keep outside the database."""
+    from ctis.security import audit
+
     with Session(services.engine()) as session:
-        rows = Repository(session).export_rows(kind)
-        if format is FileFormat.xlsx:
-            target = output or Path(f"{kind}.xlsx")
-            write_xlsx(target, {kind: (header, rows)})
-            err.print(f"Wrote {target}")
-        elif output:
-            with output.open("w", encoding="utf-8", newline="") as fh:
-                write_csv(fh, header, rows)
-        else:
-            write_csv(sys.stdout, header, rows)
+        current = audit.head(session)
+    seq, digest = current if current else (0, audit.GENESIS)
+    sys.stdout.write(json.dumps({"seq": seq, "hash": digest}) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

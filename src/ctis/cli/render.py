@@ -45,9 +45,7 @@ def long_rows(report: Report, agencies: dict[str, str]) -> list[dict[str, Any]]:
 LONG_HEADER = ["period", "metric", "dimension", "value", "label", "count"]
 
 
-def render_table(
-    report: Report, agencies: dict[str, str], console: Console, lang: str = "en"
-) -> None:
+def render_table(report: Report, agencies: dict[str, str], console: Console, lang: str = "en") -> None:
     p = report.period
     table = Table(title=f"CTIS report {p.label} ({p.start} – {p.end})", title_justify="left")
     table.add_column("Metric")

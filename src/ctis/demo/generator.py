@@ -137,11 +137,7 @@ def _day_in(rng: random.Random, period: Period) -> date:
 
 def _birth_for_age(rng: random.Random, age: int, on: date) -> date:
     """A date of birth that makes the person exactly ``age`` on ``on``."""
-    latest = (
-        on.replace(year=on.year - age)
-        if (on.month, on.day) != (2, 29)
-        else date(on.year - age, 2, 28)
-    )
+    latest = on.replace(year=on.year - age) if (on.month, on.day) != (2, 29) else date(on.year - age, 2, 28)
     birth = latest - timedelta(days=rng.randrange(365))
     while age_on(birth, on) != age:  # leap-year edges
         birth += timedelta(days=1)
@@ -176,9 +172,7 @@ class DemoBuilder:
         for ext, name_en, name_km, kind in AGENCIES:
             self.add(AgencyIn, external_id=ext, name_en=name_en, name_km=name_km, agency_kind=kind)
         for index, label in enumerate(HALVES):
-            self.half_year(
-                parse_period(label), PUBLISHED_TARGETS.get(label) or self._targets(index)
-            )
+            self.half_year(parse_period(label), PUBLISHED_TARGETS.get(label) or self._targets(index))
         return self
 
     def _targets(self, index: int) -> HalfYearTargets:
@@ -213,9 +207,7 @@ class DemoBuilder:
         uncounted = max(1, round(t.cases * 0.06))  # child labour / other offences
         for i in range(t.cases + uncounted):
             offence = (
-                _weighted(rng, offence_weights)
-                if i < t.cases
-                else rng.choice(["child_labour", "other"])
+                _weighted(rng, offence_weights) if i < t.cases else rng.choice(["child_labour", "other"])
             )
             n_ops = 2 if rng.random() < 0.12 else 1
             province = _weighted(rng, PROVINCE_WEIGHTS)
@@ -224,9 +216,7 @@ class DemoBuilder:
                 kind = (
                     "scam_compound_intervention"
                     if offence == "forced_criminality"
-                    else _weighted(
-                        rng, {"raid": 5, "rescue": 4, "investigation": 2, "checkpoint": 1}
-                    )
+                    else _weighted(rng, {"raid": 5, "rescue": 4, "investigation": 2, "checkpoint": 1})
                 )
                 ops.append(
                     self.add(
@@ -368,9 +358,7 @@ class DemoBuilder:
             else:
                 age = rng.randint(18, 24) if rng.random() < 0.6 else rng.randint(25, 45)
             foreign_share = 0.5 if exploitation == "forced_criminality" else 0.06
-            nationality = (
-                rng.choice(FOREIGN_VICTIM_NATIONALITIES) if rng.random() < foreign_share else "KHM"
-            )
+            nationality = rng.choice(FOREIGN_VICTIM_NATIONALITIES) if rng.random() < foreign_share else "KHM"
             linked = list(ops) if len(ops) > 1 and rng.random() < 0.5 else [ops[0]]
             rescue = linked[0].operation_date
             has_dob = rng.random() < 0.7
@@ -392,9 +380,7 @@ class DemoBuilder:
                 country_of_exploitation=country,
                 exploitation_type=exploitation,
                 labour_sector={
-                    "forced_labour": rng.choice(
-                        ["agriculture", "construction", "fishing", "domestic_work"]
-                    ),
+                    "forced_labour": rng.choice(["agriculture", "construction", "fishing", "domestic_work"]),
                     "forced_criminality": "online_fraud",
                     "sexual_exploitation": "sex_industry",
                     "forced_begging": "begging",

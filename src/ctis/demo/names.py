@@ -45,9 +45,7 @@ FOREIGN = {
 }  # fmt: skip
 
 
-def person_name(
-    rng: random.Random, nationality: str | None, sex: str
-) -> tuple[str | None, str | None]:
+def person_name(rng: random.Random, nationality: str | None, sex: str) -> tuple[str | None, str | None]:
     """(Latin, Khmer script) name; foreigners have no Khmer-script spelling."""
     if nationality in FOREIGN:
         family, given = FOREIGN[nationality]

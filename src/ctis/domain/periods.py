@@ -71,19 +71,13 @@ def parse_period(text: str) -> Period:
             if kind == "half":
                 h = int(m[2])
                 first = 1 if h == 1 else 7
-                return Period(
-                    date(year, first, 1), _month_end(year, first + 5), f"{year}-H{h}", kind
-                )
+                return Period(date(year, first, 1), _month_end(year, first + 5), f"{year}-H{h}", kind)
             if kind == "quarter":
                 q = int(m[2])
                 first = 3 * (q - 1) + 1
-                return Period(
-                    date(year, first, 1), _month_end(year, first + 2), f"{year}-Q{q}", kind
-                )
+                return Period(date(year, first, 1), _month_end(year, first + 2), f"{year}-Q{q}", kind)
             month = int(m[2])
-            return Period(
-                date(year, month, 1), _month_end(year, month), f"{year}-{month:02d}", kind
-            )
+            return Period(date(year, month, 1), _month_end(year, month), f"{year}-{month:02d}", kind)
         except ValueError as exc:
             if "period" in str(exc):
                 raise

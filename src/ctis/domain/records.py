@@ -166,9 +166,7 @@ class RecordIn(BaseModel):
     @classmethod
     def _blank_is_missing(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {
-                k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()
-            }
+            return {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
         return data
 
 
@@ -215,6 +213,8 @@ class _Person(RecordIn):
     province: Annotated[str | None, _coded("province")] = None
     case: Text = None
     agency: Text = None
+    phone: Text = None
+    address: Text = None
 
 
 class SuspectIn(_Person):
@@ -287,12 +287,8 @@ class ProsecutionIn(RecordIn):
             raise rule_error("verdict_on", "set but the outcome is still pending")
         if self.verdict_on and self.verdict_on < self.charged_on:
             raise rule_error("verdict_on", "before charged_on")
-        if self.outcome != "convicted" and (
-            self.sentence_months or self.fine_khr or self.suspended
-        ):
-            raise rule_error(
-                "outcome", "a sentence or fine is recorded but the outcome is not convicted"
-            )
+        if self.outcome != "convicted" and (self.sentence_months or self.fine_khr or self.suspended):
+            raise rule_error("outcome", "a sentence or fine is recorded but the outcome is not convicted")
         return self
 
 
@@ -334,6 +330,9 @@ class ReferralIn(RecordIn):
             raise rule_error("consent_date", "after referred_on: consent must precede the referral")
         return self
 
+
+#: Fields that identify a person: sealed at rest, masked unless the role may see them.
+IDENTIFYING_FIELDS = ("name_latin", "name_khmer", "date_of_birth", "phone", "address")
 
 #: Every importable kind, in dependency order (a kind only refers to kinds before it).
 SCHEMAS: dict[str, type[RecordIn]] = {

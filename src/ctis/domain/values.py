@@ -69,9 +69,7 @@ class ValueSet:
         code = self._lookup.get(_fold(raw))
         if code is None:
             shown = ", ".join(self.codes[:12]) + (" …" if len(self.codes) > 12 else "")
-            raise ValueError(
-                f"unknown {self.name.replace('_', ' ')} {raw!r} (expected one of: {shown})"
-            )
+            raise ValueError(f"unknown {self.name.replace('_', ' ')} {raw!r} (expected one of: {shown})")
         return code
 
     def label(self, code: str | None, lang: str = "en") -> str:
@@ -116,9 +114,7 @@ def parse_country(raw: str) -> str:
     try:
         country = pycountry.countries.lookup(text)
     except LookupError:
-        raise ValueError(
-            f"unknown country {raw!r} (use ISO 3166-1 alpha-3, e.g. KHM, THA, CHN)"
-        ) from None
+        raise ValueError(f"unknown country {raw!r} (use ISO 3166-1 alpha-3, e.g. KHM, THA, CHN)") from None
     return str(country.alpha_3)
 
 

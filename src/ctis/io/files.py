@@ -32,14 +32,10 @@ def detect_format(path: Path, data: bytes) -> str:
     is_zip = data.startswith(_ZIP_MAGIC)
     if suffix in {".xlsx", ".xlsm"}:
         if not is_zip:
-            raise FileFormatError(
-                f"{path.name}: not a valid XLSX workbook (is it a CSV or an old .xls?)"
-            )
+            raise FileFormatError(f"{path.name}: not a valid XLSX workbook (is it a CSV or an old .xls?)")
         return "xlsx"
     if suffix == ".xls" or data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise FileFormatError(
-            f"{path.name}: old Excel .xls files are not supported; save as .xlsx or CSV"
-        )
+        raise FileFormatError(f"{path.name}: old Excel .xls files are not supported; save as .xlsx or CSV")
     if is_zip:
         return "xlsx"
     if suffix not in {".csv", ".txt", ".tsv", ""}:
@@ -90,9 +86,7 @@ def _read_csv(path: Path, data: bytes) -> tuple[list[str], list[list[str]]]:
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise FileFormatError(
-            f"{path.name}: malformed CSV at line {reader.line_num}: {exc}"
-        ) from None
+        raise FileFormatError(f"{path.name}: malformed CSV at line {reader.line_num}: {exc}") from None
     if not rows:
         raise FileFormatError(f"{path.name}: the file is empty (no header row)")
     return rows[0], rows[1:]
@@ -102,9 +96,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return (
-            value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
-        )
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
@@ -129,16 +121,12 @@ def _read_xlsx(path: Path, data: bytes) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-def write_csv(
-    out: IO[str], header: Sequence[str], rows: Iterable[dict[str, Any] | Sequence[Any]]
-) -> None:
+def write_csv(out: IO[str], header: Sequence[str], rows: Iterable[dict[str, Any] | Sequence[Any]]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow(
-            [_cell(row.get(h)) for h in header]
-            if isinstance(row, dict)
-            else [_cell(v) for v in row]
+            [_cell(row.get(h)) for h in header] if isinstance(row, dict) else [_cell(v) for v in row]
         )
 
 

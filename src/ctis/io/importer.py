@@ -95,9 +95,7 @@ def validate_rows(
     for col in header:
         if col and col not in known:
             errors.append(
-                RowError(
-                    1, col, "", f"unknown column for {kind} (expected: {', '.join(columns(kind))})"
-                )
+                RowError(1, col, "", f"unknown column for {kind} (expected: {', '.join(columns(kind))})")
             )
     for col in _required(schema):
         if col not in header:

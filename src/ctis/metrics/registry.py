@@ -270,8 +270,7 @@ METRICS: dict[str, Metric] = {
             "suspects_arrested",
             "Suspects arrested",
             "ជនសង្ស័យដែលត្រូវបានចាប់ខ្លួន",
-            "Distinct suspects with an arrest date in the period. Age band is the age on the "
-            "arrest date.",
+            "Distinct suspects with an arrest date in the period. Age band is the age on the arrest date.",
             _suspects_arrested(),
         ),
         Metric(

@@ -56,9 +56,7 @@ def total_query(facts: Facts) -> Select[Any]:
 
 def breakdown_query(facts: Facts, dimension: str) -> Select[Any]:
     column = facts.dimensions[dimension]
-    return (
-        select(column, _count(facts)).select_from(facts.from_).where(*facts.where).group_by(column)
-    )
+    return select(column, _count(facts)).select_from(facts.from_).where(*facts.where).group_by(column)
 
 
 def check_dimensions(dimensions: Iterable[str]) -> list[str]:
@@ -78,9 +76,7 @@ def compute_report(
     by: Iterable[str] = (),
 ) -> Report:
     """Totals and breakdowns for ``period``; a metric without a dimension is left out of it."""
-    metrics: list[Metric] = (
-        [get_metric(k) for k in metric_keys] if metric_keys else list(METRICS.values())
-    )
+    metrics: list[Metric] = [get_metric(k) for k in metric_keys] if metric_keys else list(METRICS.values())
     dims = check_dimensions(by)
     report = Report(period=period, metrics={})
     for metric in metrics:
@@ -127,8 +123,6 @@ def drill_down(
     ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()
     table = MODELS[facts.unit].__table__  # type: ignore[attr-defined]
     rows = session.execute(
-        select(table.c.id, table.c.external_id)
-        .where(table.c.id.in_(select(ids)))
-        .order_by(table.c.id)
+        select(table.c.id, table.c.external_id).where(table.c.id.in_(select(ids))).order_by(table.c.id)
     ).all()
     return facts.unit, [DrillRow(r.id, r.external_id) for r in rows]

@@ -70,9 +70,7 @@ def sync_reference_data(engine: Engine) -> None:
         for value in provinces().values:
             row = existing.get(value.code)
             if row is None:
-                session.add(
-                    Province(code=value.code, name_en=value.label_en, name_km=value.label_km)
-                )
+                session.add(Province(code=value.code, name_en=value.label_en, name_km=value.label_km))
             else:
                 row.name_en, row.name_km = value.label_en, value.label_km
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -120,12 +121,28 @@ class Case(RecordMixin, Base):
     operations: Mapped[list[Operation]] = relationship(secondary=case_operations)
 
 
-class Suspect(RecordMixin, Base):
+class PersonMixin:
+    """Identifying fields, sealed by ``ctis.security.crypto`` (never plaintext in the database).
+
+    ``name_index`` holds keyed hashes of the name's words so lists can search by
+    name without the database ever seeing one.
+    """
+
+    name_latin: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name_khmer: Mapped[bytes | None] = mapped_column(LargeBinary)
+    date_of_birth: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone: Mapped[bytes | None] = mapped_column(LargeBinary)
+    address: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name_index: Mapped[str | None] = mapped_column(Text)
+
+
+#: Columns of person tables that hold sealed values.
+SEALED_COLUMNS = ("name_latin", "name_khmer", "date_of_birth", "phone", "address")
+
+
+class Suspect(PersonMixin, RecordMixin, Base):
     __tablename__ = "suspects"
-    name_latin: Mapped[str | None] = mapped_column(String(200))
-    name_khmer: Mapped[str | None] = mapped_column(String(200))
     sex: Mapped[str] = mapped_column(String(10))
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
     age: Mapped[int | None] = mapped_column(Integer)
     age_at_arrest: Mapped[int | None] = mapped_column(Integer)
     nationality: Mapped[str | None] = mapped_column(String(3))
@@ -139,12 +156,9 @@ class Suspect(RecordMixin, Base):
     agency: Mapped[Agency | None] = relationship()
 
 
-class Victim(RecordMixin, Base):
+class Victim(PersonMixin, RecordMixin, Base):
     __tablename__ = "victims"
-    name_latin: Mapped[str | None] = mapped_column(String(200))
-    name_khmer: Mapped[str | None] = mapped_column(String(200))
     sex: Mapped[str] = mapped_column(String(10))
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
     age: Mapped[int | None] = mapped_column(Integer)
     age_at_rescue: Mapped[int | None] = mapped_column(Integer)
     nationality: Mapped[str | None] = mapped_column(String(3))
@@ -205,6 +219,67 @@ class Referral(RecordMixin, Base):
 
     victim: Mapped[Victim] = relationship()
     to_agency: Mapped[Agency] = relationship()
+
+
+class User(Base):
+    """An account. Roles and their permissions are in ``ctis.security.permissions``."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(30))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    #: "own": only the records of the user's agency; "all": every agency's.
+    scope: Mapped[str] = mapped_column(String(10), default="own")
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    agency: Mapped[Agency | None] = relationship()
+
+
+class WebSession(Base):
+    """A server-side session; the cookie holds the secret, the table only its hash."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """A personal API token; only its hash is stored, the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One link of the hash-chained audit log (see ``ctis.security.audit``)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str | None] = mapped_column(String(40))
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.

@@ -12,11 +12,16 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, selectinload
 
-from ctis.domain.records import SCHEMAS, RecordIn, SuspectIn, VictimIn, columns
+from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, RecordIn, SuspectIn, VictimIn, columns
+from ctis.security import audit
+from ctis.security.crypto import KeyRing, load_key_ring
 from ctis.storage.models import MODELS, Operation, RecordMixin
+
+#: Kinds whose identifying fields are sealed at rest.
+PERSON_KINDS = ("victims", "suspects")
 
 Outcome = Literal["created", "updated", "unchanged"]
 _CHUNK = 900  # below SQLite's bound-parameter limit
@@ -30,15 +35,58 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
 class Repository:
     """Record access for one unit of work, on behalf of one actor."""
 
-    def __init__(self, session: Session, actor: str = "system"):
+    def __init__(self, session: Session, actor: str = "system", keys: KeyRing | None = None):
         self.session = session
         self.actor = actor
-        self._ids: dict[str, dict[str, int]] = {}
+        self.keys = keys or load_key_ring()
+
+    # -- sealed fields ----------------------------------------------------
+    def unseal(self, row: Any, column: str) -> str | None:
+        blob = getattr(row, column)
+        if blob is None:
+            return None
+        return self.keys.open(bytes(blob), row.__tablename__, column, row.id)
+
+    def identity(self, row: Any) -> dict[str, Any]:
+        """The identifying fields of a person row, opened (the caller decides who sees them)."""
+        out: dict[str, Any] = {c: self.unseal(row, c) for c in IDENTIFYING_FIELDS}
+        if out["date_of_birth"]:
+            out["date_of_birth"] = date.fromisoformat(out["date_of_birth"])
+        return out
+
+    def _seal(self, row: Any, record: RecordIn, is_new: bool) -> list[str]:
+        """Seal the record's identifying fields into ``row``; return the columns that changed."""
+        changed = []
+        current = dict.fromkeys(IDENTIFYING_FIELDS) if is_new else self.identity(row)
+        for column in IDENTIFYING_FIELDS:
+            value = getattr(record, column)
+            if value == current[column]:
+                continue
+            plain = value.isoformat() if isinstance(value, date) else value
+            blob = None if plain is None else self.keys.seal(plain, row.__tablename__, column, row.id)
+            setattr(row, column, blob)
+            changed.append(column)
+        index = self.keys.index_tokens(record.name_latin, record.name_khmer)  # type: ignore[attr-defined]
+        if row.name_index != index:
+            row.name_index = index
+        return changed
+
+    def _allocate_ids(self, model: Any, n: int) -> list[int]:
+        """Row ids for ``n`` new rows, known before insert so values can be sealed to them."""
+        table = model.__table__
+        if self.session.get_bind().dialect.name == "postgresql":
+            rows = self.session.execute(
+                text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                {"t": table.name, "n": n},
+            )
+            return [int(r[0]) for r in rows]
+        # SQLite: take the write lock first so no other writer can take the same ids.
+        self.session.execute(text(f"UPDATE {table.name} SET id = id WHERE 0"))
+        top = self.session.execute(select(func.max(table.c.id))).scalar_one() or 0
+        return list(range(top + 1, top + 1 + n))
 
     # -- look-ups ---------------------------------------------------------
-    def ids_by_external_id(
-        self, kind: str, external_ids: Iterable[str] | None = None
-    ) -> dict[str, int]:
+    def ids_by_external_id(self, kind: str, external_ids: Iterable[str] | None = None) -> dict[str, int]:
         """External id -> row id, for all rows of a kind or just the ones asked for."""
         model: Any = MODELS[kind]
         if external_ids is None:
@@ -74,10 +122,14 @@ class Repository:
         kind = records[0].kind
         current = self.existing(kind, [r.external_id for r in records])
         refs = self._resolve_all(records)
+        new = sum(1 for r in records if r.external_id not in current)
+        ids = iter(self._allocate_ids(MODELS[kind], new)) if new else iter(())
+        events: list[audit.Event] = []
         for record in records:
-            outcome = self._apply(record, current.get(record.external_id), refs)
+            outcome = self._apply(record, current.get(record.external_id), refs, ids, events)
             counts[outcome] += 1
         self.session.flush()
+        audit.record_many(self.session, self.actor, events)
         return counts
 
     def upsert(self, record: RecordIn) -> Outcome:
@@ -91,9 +143,7 @@ class Repository:
             for column, kind in schema.references.items():
                 value = getattr(record, column)
                 if value:
-                    wanted.setdefault(kind, set()).update(
-                        value if isinstance(value, list) else [value]
-                    )
+                    wanted.setdefault(kind, set()).update(value if isinstance(value, list) else [value])
         resolved = {kind: self.ids_by_external_id(kind, ids) for kind, ids in wanted.items()}
         for kind, ids in wanted.items():
             missing = sorted(ids - resolved[kind].keys())
@@ -102,10 +152,13 @@ class Repository:
         return resolved
 
     def _values(self, record: RecordIn, refs: dict[str, dict[str, int]]) -> dict[str, Any]:
-        """Column values of the row for ``record`` (relationships excluded)."""
+        """Column values of the row for ``record`` (relationships and sealed fields excluded)."""
         schema = type(record)
         values: dict[str, Any] = {}
+        sealed = IDENTIFYING_FIELDS if record.kind in PERSON_KINDS else ()
         for name in schema.model_fields:
+            if name in sealed:
+                continue
             value = getattr(record, name)
             kind = schema.references.get(name)
             if kind is not None:
@@ -122,28 +175,40 @@ class Repository:
             values["age_at_arrest"] = record.age_at_arrest
         return values
 
-    def _apply(self, record: RecordIn, row: Any, refs: dict[str, dict[str, int]]) -> Outcome:
+    def _apply(
+        self,
+        record: RecordIn,
+        row: Any,
+        refs: dict[str, dict[str, int]],
+        ids: Iterator[int],
+        events: list[audit.Event],
+    ) -> Outcome:
         model: Any = MODELS[record.kind]
         values = self._values(record, refs)
+        person = record.kind in PERSON_KINDS
         operations: list[int] | None = None
         if "operations" in type(record).references:
-            operations = sorted({refs["operations"][e] for e in record.operations})
+            operations = sorted({refs["operations"][e] for e in record.operations})  # type: ignore[attr-defined]
         if row is None:
-            row = model(**values, created_by=self.actor, updated_by=self.actor)
+            row = model(id=next(ids), **values, created_by=self.actor, updated_by=self.actor)
+            if person:
+                self._seal(row, record, is_new=True)
             if operations is not None:
                 row.operations = self._operations(operations)
             self.session.add(row)
+            events.append(audit.Event("create", record.kind, row.id))
             return "created"
-        changed = False
-        for name, value in values.items():
-            if getattr(row, name) != value:
-                setattr(row, name, value)
-                changed = True
+        changed = [name for name, value in values.items() if getattr(row, name) != value]
+        for name in changed:
+            setattr(row, name, values[name])
+        if person:
+            changed += self._seal(row, record, is_new=False)
         if operations is not None and sorted(op.id for op in row.operations) != operations:
             row.operations = self._operations(operations)
-            changed = True
+            changed.append("operations")
         if changed:
             row.updated_by = self.actor
+            events.append(audit.Event("update", record.kind, row.id, {"fields": sorted(changed)}))
             return "updated"
         return "unchanged"
 
@@ -164,13 +229,16 @@ class Repository:
         query = select(model).order_by(model.id)
         if "operations" in schema.references:
             query = query.options(selectinload(model.operations))
+        person = kind in PERSON_KINDS
         for row in self.session.scalars(query):
-            yield {name: _text(self._field(row, name, schema, names)) for name in columns(kind)}
+            values = self.identity(row) if person else {}
+            for name in columns(kind):
+                if name not in values:
+                    values[name] = self._field(row, name, schema, names)
+            yield {name: _text(values[name]) for name in columns(kind)}
 
     @staticmethod
-    def _field(
-        row: RecordMixin, name: str, schema: type[RecordIn], names: dict[str, dict[int, str]]
-    ) -> Any:
+    def _field(row: RecordMixin, name: str, schema: type[RecordIn], names: dict[str, dict[int, str]]) -> Any:
         kind = schema.references.get(name)
         if kind is None:
             return getattr(row, name)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:33:19.494587
+Create Date: 2026-11-25 15:53:24.599114
 """
 
 from __future__ import annotations
@@ -34,6 +34,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("external_id", name=op.f("uq_agencies_external_id")),
     )
     op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=True),
+        sa.Column("record_id", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    op.create_table(
         "provinces",
         sa.Column("code", sa.String(length=8), nullable=False),
         sa.Column("name_en", sa.String(length=100), nullable=False),
@@ -54,9 +67,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["agency_id"], ["agencies.id"], name=op.f("fk_cases_agency_id_agencies")
-        ),
+        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_cases_agency_id_agencies")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cases")),
         sa.UniqueConstraint("external_id", name=op.f("uq_cases_external_id")),
     )
@@ -87,9 +98,43 @@ def upgrade() -> None:
         sa.UniqueConstraint("external_id", name=op.f("uq_operations_external_id")),
     )
     with op.batch_alter_table("operations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_operations_operation_date"), ["operation_date"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_operations_operation_date"), ["operation_date"], unique=False)
+
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=100), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("password_hash", sa.String(length=300), nullable=False),
+        sa.Column("role", sa.String(length=30), nullable=False),
+        sa.Column("agency_id", sa.Integer(), nullable=True),
+        sa.Column("scope", sa.String(length=10), nullable=False),
+        sa.Column("language", sa.String(length=5), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("password_changed_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_users_agency_id_agencies")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+    )
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
+    )
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "case_operations",
@@ -110,16 +155,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("case_id", "operation_id", name=op.f("pk_case_operations")),
     )
     with op.batch_alter_table("case_operations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_case_operations_operation", ["operation_id", "case_id"], unique=False
-        )
+        batch_op.create_index("ix_case_operations_operation", ["operation_id", "case_id"], unique=False)
 
     op.create_table(
         "suspects",
-        sa.Column("name_latin", sa.String(length=200), nullable=True),
-        sa.Column("name_khmer", sa.String(length=200), nullable=True),
         sa.Column("sex", sa.String(length=10), nullable=False),
-        sa.Column("date_of_birth", sa.Date(), nullable=True),
         sa.Column("age", sa.Integer(), nullable=True),
         sa.Column("age_at_arrest", sa.Integer(), nullable=True),
         sa.Column("nationality", sa.String(length=3), nullable=True),
@@ -128,6 +168,12 @@ def upgrade() -> None:
         sa.Column("charges", sa.Text(), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("agency_id", sa.Integer(), nullable=True),
+        sa.Column("name_latin", sa.LargeBinary(), nullable=True),
+        sa.Column("name_khmer", sa.LargeBinary(), nullable=True),
+        sa.Column("date_of_birth", sa.LargeBinary(), nullable=True),
+        sa.Column("phone", sa.LargeBinary(), nullable=True),
+        sa.Column("address", sa.LargeBinary(), nullable=True),
+        sa.Column("name_index", sa.Text(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("external_id", sa.String(length=100), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -135,9 +181,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["agency_id"], ["agencies.id"], name=op.f("fk_suspects_agency_id_agencies")
-        ),
+        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_suspects_agency_id_agencies")),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_suspects_case_id_cases")),
         sa.ForeignKeyConstraint(
             ["province"], ["provinces.code"], name=op.f("fk_suspects_province_provinces")
@@ -151,10 +195,7 @@ def upgrade() -> None:
 
     op.create_table(
         "victims",
-        sa.Column("name_latin", sa.String(length=200), nullable=True),
-        sa.Column("name_khmer", sa.String(length=200), nullable=True),
         sa.Column("sex", sa.String(length=10), nullable=False),
-        sa.Column("date_of_birth", sa.Date(), nullable=True),
         sa.Column("age", sa.Integer(), nullable=True),
         sa.Column("age_at_rescue", sa.Integer(), nullable=True),
         sa.Column("nationality", sa.String(length=3), nullable=True),
@@ -168,6 +209,12 @@ def upgrade() -> None:
         sa.Column("province", sa.String(length=8), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("agency_id", sa.Integer(), nullable=True),
+        sa.Column("name_latin", sa.LargeBinary(), nullable=True),
+        sa.Column("name_khmer", sa.LargeBinary(), nullable=True),
+        sa.Column("date_of_birth", sa.LargeBinary(), nullable=True),
+        sa.Column("phone", sa.LargeBinary(), nullable=True),
+        sa.Column("address", sa.LargeBinary(), nullable=True),
+        sa.Column("name_index", sa.Text(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("external_id", sa.String(length=100), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -175,19 +222,34 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["agency_id"], ["agencies.id"], name=op.f("fk_victims_agency_id_agencies")
-        ),
+        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_victims_agency_id_agencies")),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_victims_case_id_cases")),
-        sa.ForeignKeyConstraint(
-            ["province"], ["provinces.code"], name=op.f("fk_victims_province_provinces")
-        ),
+        sa.ForeignKeyConstraint(["province"], ["provinces.code"], name=op.f("fk_victims_province_provinces")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_victims")),
         sa.UniqueConstraint("external_id", name=op.f("uq_victims_external_id")),
     )
     with op.batch_alter_table("victims", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_victims_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_victims_rescue_date"), ["rescue_date"], unique=False)
+
+    op.create_table(
+        "web_sessions",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_web_sessions_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_web_sessions")),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "assistance",
@@ -207,9 +269,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["agency_id"], ["agencies.id"], name=op.f("fk_assistance_agency_id_agencies")
         ),
-        sa.ForeignKeyConstraint(
-            ["victim_id"], ["victims.id"], name=op.f("fk_assistance_victim_id_victims")
-        ),
+        sa.ForeignKeyConstraint(["victim_id"], ["victims.id"], name=op.f("fk_assistance_victim_id_victims")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assistance")),
         sa.UniqueConstraint("external_id", name=op.f("uq_assistance_external_id")),
     )
@@ -235,9 +295,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=100), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["case_id"], ["cases.id"], name=op.f("fk_prosecutions_case_id_cases")
-        ),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_prosecutions_case_id_cases")),
         sa.ForeignKeyConstraint(
             ["suspect_id"], ["suspects.id"], name=op.f("fk_prosecutions_suspect_id_suspects")
         ),
@@ -245,15 +303,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("external_id", name=op.f("uq_prosecutions_external_id")),
     )
     with op.batch_alter_table("prosecutions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_prosecutions_charged_on"), ["charged_on"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_prosecutions_suspect_id"), ["suspect_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_prosecutions_verdict_on"), ["verdict_on"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_prosecutions_charged_on"), ["charged_on"], unique=False)
+        batch_op.create_index(batch_op.f("ix_prosecutions_suspect_id"), ["suspect_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_prosecutions_verdict_on"), ["verdict_on"], unique=False)
 
     op.create_table(
         "referrals",
@@ -274,9 +326,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["to_agency_id"], ["agencies.id"], name=op.f("fk_referrals_to_agency_id_agencies")
         ),
-        sa.ForeignKeyConstraint(
-            ["victim_id"], ["victims.id"], name=op.f("fk_referrals_victim_id_victims")
-        ),
+        sa.ForeignKeyConstraint(["victim_id"], ["victims.id"], name=op.f("fk_referrals_victim_id_victims")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_referrals")),
         sa.UniqueConstraint("external_id", name=op.f("uq_referrals_external_id")),
     )
@@ -303,9 +353,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("victim_id", "operation_id", name=op.f("pk_victim_operations")),
     )
     with op.batch_alter_table("victim_operations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_victim_operations_operation", ["operation_id", "victim_id"], unique=False
-        )
+        batch_op.create_index("ix_victim_operations_operation", ["operation_id", "victim_id"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -332,6 +380,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_assistance_start_date"))
 
     op.drop_table("assistance")
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("victims", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_victims_rescue_date"))
         batch_op.drop_index(batch_op.f("ix_victims_case_id"))
@@ -346,6 +398,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_case_operations_operation")
 
     op.drop_table("case_operations")
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
+
+    op.drop_table("api_tokens")
+    op.drop_table("users")
     with op.batch_alter_table("operations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_operations_operation_date"))
 
@@ -355,5 +412,6 @@ def downgrade() -> None:
 
     op.drop_table("cases")
     op.drop_table("provinces")
+    op.drop_table("audit_log")
     op.drop_table("agencies")
     # ### end Alembic commands ###

@@ -1,0 +1,1 @@
+"""Security: field encryption, passwords, permissions, sessions, audit."""

@@ -1,0 +1,1 @@
+"""Web interface: FastAPI routes, server-rendered Jinja2 pages in Khmer and English."""
