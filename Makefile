@@ -21,17 +21,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-run: $(STAMP) ## Create the venv, build the demo database, print the 2024-H1 report
+run: $(STAMP) ## Create the venv, build the demo database, serve the application on http://127.0.0.1:8000
 	$(CTIS) init
 	$(CTIS) demo --if-empty
 	$(CTIS) report --period 2024-H1
-	@echo
-	@echo "Explore with the CLI ($(CTIS) --help):"
-	@echo "  $(CTIS) metrics                          # what each figure counts"
-	@echo "  $(CTIS) report --period 2024-H1 --by sex  # a breakdown"
-	@echo "  $(CTIS) report --period TIP2024 --format json"
-	@echo "  $(CTIS) drill victims_rescued_minor --period 2024-H1   # the records behind a figure"
-	@echo "  $(CTIS) export victims --format csv > victims.csv"
+	@echo "The CLI: $(CTIS) --help"
+	$(CTIS) serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP) ## Install what tests need and run the whole suite (SQLite and PostgreSQL)
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -24,12 +25,23 @@ from ctis.services import clear_records
 from ctis.storage.db import make_engine, migrate
 
 PG_SERVER = os.environ.get("CTIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TODAY = date(2026, 1, 15)
+TODAY = date(2026, 1, 15)  # a fixed 'today' for validation of future dates
 
 # A key ring for this test session only: sealed test data is unreadable afterwards.
-os.environ.setdefault(
-    "CTIS_FIELD_KEYS", KeyRing.generate().to_json()
-)  # a fixed "today" for validation of future dates
+os.environ.setdefault("CTIS_FIELD_KEYS", KeyRing.generate().to_json())
+# argon2id at full cost (64 MiB) would dominate the suite; the parameters are tested separately.
+os.environ.setdefault("CTIS_ARGON2_MEMORY_KIB", "1024")
+
+#: One account per role in web databases; the password is made for this test session.
+PASSWORD = "pw-" + uuid.uuid4().hex
+ROLE_USERS = {
+    "admin": ("administrator", "AG-NCCT", "all"),
+    "officer": ("data_officer", "AG-NCCT", "all"),
+    "police": ("investigator", "AG-PS-POL", "own"),
+    "social": ("social_worker", "AG-NGO-LOTUS", "own"),
+    "analyst": ("analyst", "AG-NCCT", "all"),
+    "viewer": ("viewer", "AG-AHTJP", "own"),
+}
 
 
 def _pg_admin() -> Engine:
@@ -134,3 +146,102 @@ def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield tmp_path
     services.engine().dispose()
     services.engine.cache_clear()
+
+
+def add_role_users(engine: Engine) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ctis import accounts
+    from ctis.storage.models import Agency
+
+    with Session(engine) as session, session.begin():
+        for username, (role, agency, scope) in ROLE_USERS.items():
+            agency_id = session.scalar(select(Agency.id).where(Agency.external_id == agency))
+            accounts.create_user(session, username, PASSWORD, role, agency_id=agency_id, scope=scope)
+
+
+@pytest.fixture(scope="session")
+def web_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """PostgreSQL with the demo records and one account per role; web tests may add records to it."""
+    from ctis.demo.generator import build_demo
+
+    engine = _engine_for("postgresql", request, tmp_path_factory.mktemp("web"), "web")
+    migrate(engine)
+    build_demo(engine)
+    add_role_users(engine)
+    yield engine
+    engine.dispose()
+
+
+class LiveServer:
+    """The real application on a real port (uvicorn in a thread)."""
+
+    def __init__(self, engine: Engine):
+        import socket
+        import threading
+
+        import uvicorn
+
+        from ctis.web.app import create_app
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.app = create_app(engine)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        import time
+
+        for _ in range(200):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(web_engine: Engine) -> Iterator[LiveServer]:
+    server = LiveServer(web_engine)
+    yield server
+    server.stop()
+
+
+_CLIENTS: list[httpx.Client] = []
+
+
+def http_client(base_url: str, **kwargs: object) -> httpx.Client:
+    """An httpx client closed automatically at the end of the test."""
+    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30, **kwargs)  # type: ignore[arg-type]
+    _CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
+def sign_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.Client:
+    """An httpx client with a signed-in browser session and its CSRF token in ``client.csrf``."""
+    import re
+
+    client = http_client(base_url)
+    r = client.post("/login", data={"username": username, "password": password, "next": "/dashboard"})
+    assert r.status_code == 303, r.text[:500]
+    account = client.get("/account")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', account.text)
+    assert found, (account.status_code, account.headers, account.text[:300])
+    client.csrf = found.group(1)  # type: ignore[attr-defined]
+    return client

@@ -16,6 +16,9 @@ def test_every_cli_command_is_in_the_readme() -> None:
     for command in app.registered_commands:
         name = command.name or command.callback.__name__.rstrip("_")  # type: ignore[union-attr]
         assert f"ctis {name}" in readme, name
+    for group in app.registered_groups:
+        for command in group.typer_instance.registered_commands:  # type: ignore[union-attr]
+            assert f"ctis {group.name} {command.name}" in readme, (group.name, command.name)
 
 
 def test_every_metric_is_in_the_metrics_doc() -> None:

@@ -8,6 +8,7 @@ what a page does cannot drift apart.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -109,3 +110,56 @@ def rotate_keys(eng: Engine | None = None) -> tuple[str, int]:
                     count += len(values)
         audit.record(session, "keys", "rotate", None, None, {"key": new.active, "values": count})
     return new.active, count
+
+
+DEMO_ROLES = [
+    # username, role, agency external id (None: no agency), scope
+    ("admin", "administrator", "AG-NCCT", "all"),
+    ("officer", "data_officer", "AG-NCCT", "all"),
+    ("police", "investigator", "AG-PS-POL", "own"),
+    ("social", "social_worker", "AG-NGO-LOTUS", "own"),
+    ("analyst", "analyst", "AG-NCCT", "all"),
+    ("viewer", "viewer", "AG-AHTJP", "own"),
+]
+
+
+def demo_accounts_path() -> Path:
+    return get_settings().data_dir / "demo-accounts.txt"
+
+
+def create_demo_accounts(eng: Engine | None = None) -> list[tuple[str, str, str]]:
+    """One account per role with a random password, written to a 0600 file beside the database.
+
+    Passwords are generated on each machine, never stored in the repository.
+    """
+    import os
+    import secrets
+
+    from ctis import accounts
+    from ctis.storage.models import Agency, User
+
+    created = []
+    with Session(eng or engine()) as session, session.begin():
+        for username, role, agency, scope in DEMO_ROLES:
+            if session.scalar(select(User.id).where(User.username == username)) is not None:
+                continue
+            agency_id = session.scalar(select(Agency.id).where(Agency.external_id == agency))
+            password = "-".join(secrets.token_urlsafe(4) for _ in range(3))
+            accounts.create_user(
+                session,
+                username,
+                password,
+                role,
+                display_name=f"Demo {role.replace('_', ' ')}",
+                agency_id=agency_id,
+                scope=scope,
+            )
+            created.append((username, role, password))
+    if created:
+        path = demo_accounts_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            for username, role, password in created:
+                fh.write(f"{username:10} {password:20} {role}\n")
+    return created

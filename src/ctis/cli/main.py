@@ -65,9 +65,14 @@ def check_kind(kind: str) -> str:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False, disable=not err.is_terminal,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
 
 
 def _agency_labels() -> dict[str, str]:
@@ -101,6 +106,7 @@ def demo(
     if not services.is_empty():
         if if_empty:
             console.print("The database already holds records; demo data not added.")
+            services.create_demo_accounts()
             return
         if not reset:
             fail("the database already holds records; use --reset to replace them with the demo")
@@ -110,6 +116,8 @@ def demo(
         task = progress.add_task("Writing demo records", total=builder.total)
         counts = build_demo(services.engine(), builder, lambda _k, n: progress.advance(task, n))
     console.print("Demo records: " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+    services.create_demo_accounts()
+    console.print(f"Demo accounts (one per role) are in {services.demo_accounts_path()}")
 
 
 @app.command()
@@ -120,10 +128,16 @@ def metrics(
     """List the metrics: key, label, what each counts and its breakdowns."""
     if as_json:
         items = [
-            {"key": m.key, "label_en": m.label_en, "label_km": m.label_km,
-             "definition": m.definition, "unit": m.unit, "dimensions": list(m.dimensions)}
+            {
+                "key": m.key,
+                "label_en": m.label_en,
+                "label_km": m.label_km,
+                "definition": m.definition,
+                "unit": m.unit,
+                "dimensions": list(m.dimensions),
+            }
             for m in METRICS.values()
-        ]  # fmt: skip
+        ]
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
         return
     table = Table(show_lines=True)
@@ -257,6 +271,98 @@ def export(
             write_csv(fh, header, rows)
     else:
         write_csv(sys.stdout, header, rows)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    secure_cookies: Annotated[bool, typer.Option(help="Mark cookies Secure (behind HTTPS).")] = False,
+) -> None:
+    """Serve the web application and the API."""
+    import uvicorn
+
+    from ctis.web.app import create_app
+
+    services.init_database()
+    path = services.demo_accounts_path()
+    console.print(f"CTIS is running at [bold]http://{host}:{port}/[/bold]  (API docs: /api/docs)")
+    if path.exists():
+        console.print("Demo accounts (username, password, role):")
+        console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
+    uvicorn.run(
+        create_app(secure_cookies=secure_cookies),
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+    )
+
+
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[
+        str, typer.Option(help="administrator, data_officer, investigator, social_worker, analyst, viewer")
+    ],
+    agency: Annotated[str | None, typer.Option(help="Agency external id.")] = None,
+    scope: Annotated[str, typer.Option(help="own or all agencies")] = "own",
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create an account; the password is read from the terminal (or standard input)."""
+    from sqlalchemy import select
+
+    from ctis import accounts
+    from ctis.storage.models import Agency
+
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=sys.stdin.isatty())
+    with Session(services.engine()) as session, session.begin():
+        agency_id = None
+        if agency:
+            agency_id = session.scalar(select(Agency.id).where(Agency.external_id == agency))
+            if agency_id is None:
+                fail(f"no agency with external id {agency!r}")
+        try:
+            accounts.create_user(session, username, password, role, name, agency_id, scope)
+        except accounts.AccountError as exc:
+            fail(str(exc))
+    console.print(f"Account {username} ({role}) created.")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Accounts, their roles, scopes and whether they are active."""
+    from sqlalchemy import select
+
+    from ctis.storage.models import User
+
+    table = Table("Username", "Role", "Agency", "Scope", "Active")
+    with Session(services.engine()) as session:
+        for u in session.scalars(select(User).order_by(User.username)):
+            table.add_row(
+                u.username, u.role, str(u.agency_id or "—"), u.scope, "yes" if u.is_active else "no"
+            )
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account; its sessions end at once."""
+    from sqlalchemy import select
+
+    from ctis import accounts
+    from ctis.storage.models import User
+
+    with Session(services.engine()) as session, session.begin():
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            fail(f"no account {username!r}")
+        accounts.set_active(session, user, False, actor=f"cli:{getpass.getuser()}")
+    console.print(f"Account {username} disabled.")
 
 
 keys_app = typer.Typer(help="Keys that seal identifying fields.", no_args_is_help=True)

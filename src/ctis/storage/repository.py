@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, RecordIn, SuspectIn, VictimIn, columns
 from ctis.security import audit
 from ctis.security.crypto import KeyRing, load_key_ring
-from ctis.storage.models import MODELS, Operation, RecordMixin
+from ctis.storage.models import MODELS, Operation
 
 #: Kinds whose identifying fields are sealed at rest.
 PERSON_KINDS = ("victims", "suspects")
@@ -100,10 +100,6 @@ class Repository:
             )
             out.update(rows.all())
         return out
-
-    def external_ids_by_id(self, kind: str) -> dict[int, str]:
-        model: Any = MODELS[kind]
-        return {i: e for e, i in self.session.execute(select(model.external_id, model.id))}
 
     def existing(self, kind: str, external_ids: list[str]) -> dict[str, Any]:
         model: Any = MODELS[kind]
@@ -224,28 +220,68 @@ class Repository:
         What this yields, ``ctis import`` reads back unchanged.
         """
         model: Any = MODELS[kind]
-        schema = SCHEMAS[kind]
-        names = {k: self.external_ids_by_id(k) for k in set(schema.references.values())}
         query = select(model).order_by(model.id)
-        if "operations" in schema.references:
+        if "operations" in SCHEMAS[kind].references:
             query = query.options(selectinload(model.operations))
-        person = kind in PERSON_KINDS
+        batch: list[Any] = []
         for row in self.session.scalars(query):
-            values = self.identity(row) if person else {}
-            for name in columns(kind):
-                if name not in values:
-                    values[name] = self._field(row, name, schema, names)
-            yield {name: _text(values[name]) for name in columns(kind)}
+            batch.append(row)
+            if len(batch) == 1000:
+                yield from ({k: _text(v) for k, v in view.items()} for view in self.values(kind, batch))
+                batch = []
+        yield from ({k: _text(v) for k, v in view.items()} for view in self.values(kind, batch))
 
-    @staticmethod
-    def _field(row: RecordMixin, name: str, schema: type[RecordIn], names: dict[str, dict[int, str]]) -> Any:
-        kind = schema.references.get(name)
-        if kind is None:
-            return getattr(row, name)
-        if name == "operations":
-            return [op.external_id for op in sorted(row.operations, key=lambda o: o.id)]  # type: ignore[attr-defined]
-        ref_id = getattr(row, f"{name}_id")
-        return names[kind].get(ref_id) if ref_id is not None else None
+    def values(self, kind: str, rows: list[Any], identify: bool = True) -> list[dict[str, Any]]:
+        """Template-column values of ``rows`` (references as external ids), typed.
+
+        With ``identify`` false, identifying fields are left as None and never opened.
+        """
+        if not rows:
+            return []
+        schema = SCHEMAS[kind]
+        names: dict[str, dict[int, str]] = {}
+        for column, ref_kind in schema.references.items():
+            if column == "operations":
+                continue
+            ids = {getattr(r, f"{column}_id") for r in rows} - {None}
+            names.setdefault(ref_kind, {}).update(self._external_ids(ref_kind, ids))
+        person = kind in PERSON_KINDS
+        out = []
+        for row in rows:
+            values: dict[str, Any] = {}
+            if person:
+                values = self.identity(row) if identify else dict.fromkeys(IDENTIFYING_FIELDS)
+            for name in columns(kind):
+                if name in values:
+                    continue
+                ref_kind = schema.references.get(name)
+                if ref_kind is None:
+                    value = getattr(row, name)
+                    values[name] = (
+                        value.split(";")
+                        if name == "means_of_control" and value
+                        else ([] if name == "means_of_control" else value)
+                    )
+                elif name == "operations":
+                    values[name] = [op.external_id for op in sorted(row.operations, key=lambda o: o.id)]
+                else:
+                    ref_id = getattr(row, f"{name}_id")
+                    values[name] = names[ref_kind].get(ref_id) if ref_id is not None else None
+            out.append(values)
+        return out
+
+    def _external_ids(self, kind: str, ids: set[int]) -> dict[int, str]:
+        model: Any = MODELS[kind]
+        out: dict[int, str] = {}
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), _CHUNK):
+            chunk = ordered[i : i + _CHUNK]
+            out.update(
+                dict(
+                    self.session.execute(select(model.id, model.external_id).where(model.id.in_(chunk))).all()
+                )
+            )
+        return out
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,187 @@
+"""Accounts, server-side sessions and personal API tokens (services; no HTTP here).
+
+Secrets handed to a browser or a script (session ids, API tokens) are random
+and stored only as SHA-256 hashes, so a copy of the database cannot be used to
+sign in.  A session ends at sign-out, after the idle timeout, when its account
+is disabled and when the password changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ctis.security import audit
+from ctis.security.passwords import check_strength, hash_password, verify_password
+from ctis.security.permissions import ROLES, Actor
+from ctis.storage.models import ApiToken, User, WebSession, utcnow
+
+TOKEN_PREFIX = "ctis_"  # noqa: S105 - a public marker, not a secret
+
+
+class AccountError(ValueError):
+    """A request about an account that cannot be honoured, with the reason."""
+
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def idle_timeout() -> timedelta:
+    return timedelta(minutes=int(os.environ.get("CTIS_SESSION_IDLE_MINUTES", "30")))
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(
+        id=user.id, username=user.username, role=user.role, agency_id=user.agency_id, scope=user.scope
+    )
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    agency_id: int | None = None,
+    scope: str = "own",
+    language: str = "en",
+) -> User:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
+    if scope not in {"own", "all"}:
+        raise AccountError("scope is 'own' or 'all'")
+    problem = check_strength(password)
+    if problem:
+        raise AccountError(f"password refused: {problem}")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AccountError(f"username {username!r} is taken")
+    user = User(
+        username=username, display_name=display_name or username, password_hash=hash_password(password),
+        role=role, agency_id=agency_id, scope=scope, language=language,
+    )  # fmt: skip
+    session.add(user)
+    session.flush()
+    audit.record(session, "system", "user.create", "users", user.id, {"role": role})
+    return user
+
+
+def authenticate(session: Session, username: str, password: str, address: str | None = None) -> User | None:
+    """The account if the password is right and the account active; the sign-in is audited."""
+    user = session.scalar(select(User).where(User.username == username))
+    ok, rehash = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        audit.record(session, username[:100] or "?", "sign_in.failed", "users", user.id if user else None,
+                     {"address": address})  # fmt: skip
+        return None
+    if rehash:
+        user.password_hash = hash_password(password)
+    audit.record(session, user.username, "sign_in", "users", user.id, {"address": address})
+    return user
+
+
+def change_password(session: Session, user: User, new_password: str) -> None:
+    problem = check_strength(new_password)
+    if problem:
+        raise AccountError(f"password refused: {problem}")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    end_all_sessions(session, user.id)
+    audit.record(session, user.username, "password.change", "users", user.id)
+
+
+def set_active(session: Session, user: User, active: bool, actor: str) -> None:
+    user.is_active = active
+    if not active:
+        end_all_sessions(session, user.id)
+    audit.record(session, actor, "user.enable" if active else "user.disable", "users", user.id)
+
+
+# -- sessions --------------------------------------------------------------
+@dataclass(frozen=True)
+class SessionInfo:
+    user: User
+    csrf_token: str
+
+
+def start_session(session: Session, user: User, address: str | None) -> tuple[str, str]:
+    """A new session id (for the cookie) and its CSRF token; a fresh id at every sign-in."""
+    secret = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(WebSession(id_hash=_sha(secret), user_id=user.id, csrf_token=csrf, address=address))
+    session.flush()
+    return secret, csrf
+
+
+def load_session(session: Session, secret: str | None, touch: bool = True) -> SessionInfo | None:
+    if not secret:
+        return None
+    row = session.get(WebSession, _sha(secret))
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    now = utcnow()
+    if (
+        user is None
+        or not user.is_active
+        or now - row.last_seen_at > idle_timeout()
+        or row.created_at < user.password_changed_at
+    ):
+        session.delete(row)
+        return None
+    if touch and now - row.last_seen_at > timedelta(seconds=30):
+        row.last_seen_at = now
+    return SessionInfo(user=user, csrf_token=row.csrf_token)
+
+
+def end_session(session: Session, secret: str | None) -> None:
+    if secret:
+        session.execute(delete(WebSession).where(WebSession.id_hash == _sha(secret)))
+
+
+def end_all_sessions(session: Session, user_id: int) -> None:
+    session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+# -- API tokens --------------------------------------------------------------
+def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new token; the secret is returned once and never stored."""
+    if not name.strip():
+        raise AccountError("a token needs a name")
+    prefix = secrets.token_hex(4)
+    secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(user_id=user.id, name=name.strip()[:100], prefix=prefix, token_hash=_sha(secret))
+    session.add(token)
+    session.flush()
+    audit.record(session, user.username, "token.create", "api_tokens", token.id)
+    return token, secret
+
+
+def user_for_token(session: Session, secret: str) -> User | None:
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha(secret)))
+    if token is None or token.revoked_at is not None:
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+    return user
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> bool:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    audit.record(session, user.username, "token.revoke", "api_tokens", token.id)
+    return True

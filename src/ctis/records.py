@@ -1,0 +1,334 @@
+"""Record services: list, read, create and update records on behalf of an actor.
+
+The API and the pages both call these functions, so authorisation, agency
+scope, masking of identifying fields, optimistic locking and the audit trail
+are applied once, here, whatever the front end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, parse_date
+from ctis.security import audit
+from ctis.security.crypto import normalise_words
+from ctis.security.permissions import READ, WRITE, Actor, Forbidden, authorize, may_identify
+from ctis.storage.models import MODELS, Agency, Assistance, Referral, Suspect, Victim
+from ctis.storage.repository import PERSON_KINDS, Repository
+
+MAX_PER_PAGE = 200
+
+#: The date each kind is listed and filtered by.
+DATE_COLUMN = {
+    "operations": "operation_date", "cases": "opened_on", "suspects": "arrest_date",
+    "victims": "rescue_date", "prosecutions": "charged_on", "assistance": "start_date",
+    "referrals": "referred_on",
+}  # fmt: skip
+
+#: Columns a list may be filtered on by exact value.
+FILTERS = {
+    "agencies": ("agency_kind",),
+    "operations": ("province", "operation_kind"),
+    "cases": ("offence_type", "status"),
+    "suspects": ("sex", "nationality", "province"),
+    "victims": ("sex", "nationality", "province", "exploitation_type", "status"),
+    "prosecutions": ("outcome",),
+    "assistance": ("assistance_type",),
+    "referrals": ("service",),
+}
+#: Columns a list may be sorted on (besides id and external_id).
+SORTS = {kind: ((DATE_COLUMN[kind],) if kind in DATE_COLUMN else ()) + FILTERS[kind] for kind in FILTERS}
+
+
+class NotFound(LookupError):
+    """No such record, or none the actor may see (the two are not told apart)."""
+
+
+class Invalid(ValueError):
+    """Field-level validation errors: ``errors`` maps field name to message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class Conflict(Exception):
+    """The record changed since the caller read it; ``current`` is the record now."""
+
+    def __init__(self, current: dict[str, Any], sent_version: int | None):
+        self.current = current
+        self.sent_version = sent_version
+        super().__init__(
+            f"the record was changed by someone else (now version {current['version']}, "
+            f"you edited version {sent_version}); nothing was saved"
+        )
+
+
+@dataclass
+class ListQuery:
+    q: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    date_from: date | None = None
+    date_to: date | None = None
+    agency: str | None = None
+    sort: str = "-id"
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in SCHEMAS:
+        raise NotFound(f"unknown kind {kind!r}")
+
+
+def scope_clause(actor: Actor, kind: str) -> ColumnElement[bool] | None:
+    """The condition restricting ``kind`` to the actor's agency, or None for all agencies."""
+    if actor.all_agencies or kind == "agencies":
+        return None
+    mine = actor.agency_id if actor.agency_id is not None else -1
+    model: Any = MODELS[kind]
+    if kind == "operations":
+        return model.lead_agency_id == mine
+    if kind == "prosecutions":
+        return model.suspect_id.in_(select(Suspect.id).where(Suspect.agency_id == mine))
+    if kind == "referrals":
+        return or_(
+            model.to_agency_id == mine, model.victim_id.in_(select(Victim.id).where(Victim.agency_id == mine))
+        )
+    if kind == "victims":
+        # A shelter or service sees the victims it assists or that were referred to it.
+        return or_(
+            model.agency_id == mine,
+            model.id.in_(select(Assistance.victim_id).where(Assistance.agency_id == mine)),
+            model.id.in_(select(Referral.victim_id).where(Referral.to_agency_id == mine)),
+        )
+    return model.agency_id == mine
+
+
+def _view(repo: Repository, actor: Actor, kind: str, rows: list[Any]) -> list[dict[str, Any]]:
+    identify = kind in PERSON_KINDS and may_identify(actor, kind)
+    values = repo.values(kind, rows, identify=identify)
+    out = []
+    for row, fields in zip(rows, values, strict=True):
+        item = {"id": row.id, **fields, "version": row.version,
+                "created_at": row.created_at, "updated_at": row.updated_at,
+                "created_by": row.created_by, "updated_by": row.updated_by}  # fmt: skip
+        if kind in PERSON_KINDS:
+            if kind == "victims":
+                item["age_at_rescue"] = row.age_at_rescue
+            else:
+                item["age_at_arrest"] = row.age_at_arrest
+            item["masked"] = [] if identify else list(IDENTIFYING_FIELDS)
+        out.append(item)
+    return out
+
+
+def _base_query(actor: Actor, kind: str) -> Select[Any]:
+    model: Any = MODELS[kind]
+    query = select(model)
+    clause = scope_clause(actor, kind)
+    if clause is not None:
+        query = query.where(clause)
+    if "operations" in SCHEMAS[kind].references:
+        query = query.options(selectinload(model.operations))
+    return query
+
+
+def list_records(session: Session, actor: Actor, kind: str, q: ListQuery) -> Page:
+    _check_kind(kind)
+    authorize(actor, READ[kind])
+    if not 1 <= q.per_page <= MAX_PER_PAGE:
+        raise Invalid({"per_page": f"must be between 1 and {MAX_PER_PAGE}"})
+    if q.page < 1:
+        raise Invalid({"page": "must be 1 or more"})
+    model: Any = MODELS[kind]
+    query = _base_query(actor, kind)
+    for name, value in q.filters.items():
+        if name not in FILTERS[kind]:
+            raise Invalid({name: f"cannot filter {kind} by {name}; filters: {', '.join(FILTERS[kind])}"})
+        query = query.where(getattr(model, name) == value)
+    if q.date_from or q.date_to:
+        if kind not in DATE_COLUMN:
+            raise Invalid({"date_from": f"{kind} have no date"})
+        column = getattr(model, DATE_COLUMN[kind])
+        if q.date_from:
+            query = query.where(column >= q.date_from)
+        if q.date_to:
+            query = query.where(column <= q.date_to)
+    if q.agency:
+        agency_id = Repository(session).ids_by_external_id("agencies", [q.agency]).get(q.agency, -1)
+        column = model.lead_agency_id if kind == "operations" else getattr(model, "agency_id", None)
+        if column is None:
+            raise Invalid({"agency": f"{kind} cannot be filtered by agency"})
+        query = query.where(column == agency_id)
+    if q.q:
+        query = query.where(_search(session, kind, model, q.q.strip()))
+    descending = q.sort.startswith("-")
+    sort_name = q.sort.lstrip("-")
+    if sort_name not in ("id", "external_id", *SORTS[kind]):
+        raise Invalid(
+            {"sort": f"cannot sort {kind} by {sort_name}; sorts: id, external_id, {', '.join(SORTS[kind])}"}
+        )
+    sort_col = getattr(model, sort_name)
+    query = query.order_by(
+        sort_col.desc() if descending else sort_col, model.id.desc() if descending else model.id
+    )
+    total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    pages = max(1, -(-total // q.per_page))
+    if q.page > pages:
+        raise Invalid({"page": f"page {q.page} is past the last page ({pages})"})
+    rows = list(session.scalars(query.offset((q.page - 1) * q.per_page).limit(q.per_page)))
+    items = _view(Repository(session, actor=actor.username), actor, kind, rows)
+    if kind in PERSON_KINDS and rows:
+        audit.record(session, actor.username, "list", kind, None, {"ids": [r.id for r in rows]})
+    return Page(items=items, total=total, page=q.page, per_page=q.per_page)
+
+
+def _search(session: Session, kind: str, model: Any, text: str) -> ColumnElement[bool]:
+    """External id prefix, or every word of a person's name (through the blind index)."""
+    clauses: list[ColumnElement[bool]] = [model.external_id.startswith(text, autoescape=True)]
+    if kind in PERSON_KINDS:
+        ring = Repository(session).keys
+        words = normalise_words(text)
+        if words:
+            clauses.append(and_(*[model.name_index.contains(ring.index_token(w)) for w in words]))
+    return or_(*clauses)
+
+
+def _row(session: Session, actor: Actor, kind: str, external_id: str) -> Any:
+    model: Any = MODELS[kind]
+    row = session.scalars(_base_query(actor, kind).where(model.external_id == external_id)).first()
+    if row is None:
+        raise NotFound(f"no {kind} record {external_id!r}")
+    return row
+
+
+def get_record(session: Session, actor: Actor, kind: str, external_id: str) -> dict[str, Any]:
+    _check_kind(kind)
+    authorize(actor, READ[kind])
+    row = _row(session, actor, kind, external_id)
+    if kind in PERSON_KINDS:
+        audit.record(session, actor.username, "read", kind, row.id,
+                     {"identified": may_identify(actor, kind)})  # fmt: skip
+    return _view(Repository(session, actor=actor.username), actor, kind, [row])[0]
+
+
+def _validate(kind: str, data: dict[str, Any]) -> Any:
+    schema = SCHEMAS[kind]
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for err in exc.errors():
+            loc = err.get("loc") or ()
+            name = str(loc[0]) if loc else str((err.get("ctx") or {}).get("field", "__all__"))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing" or (loc and err.get("input") is None):
+                message = "required"
+            elif err["type"] == "extra_forbidden":
+                message = "unknown field"
+            errors.setdefault(name, message)
+        raise Invalid(errors) from None
+
+
+def save_record(
+    session: Session,
+    actor: Actor,
+    kind: str,
+    data: dict[str, Any],
+    external_id: str | None = None,
+    expected_version: int | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Create (``external_id`` None) or update a record; return its view and whether it was created.
+
+    An update is a merge: fields not sent keep their values (so a user who may
+    not see identifying fields can still correct the others).  An update that
+    names a version other than the stored one raises :class:`Conflict`.
+    """
+    _check_kind(kind)
+    authorize(actor, WRITE[kind])
+    data = {k: v for k, v in data.items() if k not in {"version", "id"}}
+    identifying = [f for f in IDENTIFYING_FIELDS if f in data] if kind in PERSON_KINDS else []
+    if identifying and not may_identify(actor, kind):
+        raise Forbidden(f"{actor.role} may not set identifying fields ({', '.join(identifying)})")
+    repo = Repository(session, actor=actor.username)
+    created = external_id is None
+    if created:
+        data.setdefault("external_id", f"{kind[:3].upper()}-{uuid.uuid4().hex[:12]}")
+        _default_agency(session, actor, kind, data)
+        existing = repo.ids_by_external_id(kind, [str(data["external_id"])])
+        if existing:
+            raise Invalid({"external_id": "already used by another record"})
+    else:
+        row = _row(session, actor, kind, str(external_id))
+        if expected_version is not None and expected_version != row.version:
+            raise Conflict(_view(repo, actor, kind, [row])[0], expected_version)
+        current = repo.values(kind, [row], identify=True)[0]
+        if "external_id" in data and data["external_id"] != external_id:
+            raise Invalid({"external_id": "cannot be changed"})
+        data = {**current, **data}
+    record = _validate(kind, data)
+    _check_scope_of_new_values(session, actor, kind, record)
+    try:
+        repo.upsert_many([record])
+    except LookupError as exc:
+        raise Invalid(_reference_error(kind, str(exc))) from None
+    except StaleDataError:
+        session.rollback()
+        raise Conflict(get_record(session, actor, kind, record.external_id), expected_version) from None
+    row = _row(session, actor, kind, record.external_id)
+    return _view(repo, actor, kind, [row])[0], created
+
+
+def _reference_error(kind: str, message: str) -> dict[str, str]:
+    for column, ref_kind in SCHEMAS[kind].references.items():
+        if f"no {ref_kind} record" in message:
+            return {column: message}
+    return {"__all__": message}
+
+
+def _default_agency(session: Session, actor: Actor, kind: str, data: dict[str, Any]) -> None:
+    """What a user records belongs to their agency unless they say otherwise."""
+    column = "lead_agency" if kind == "operations" else "agency"
+    if actor.agency_id is None or column not in SCHEMAS[kind].model_fields or data.get(column):
+        return
+    data[column] = session.scalar(select(Agency.external_id).where(Agency.id == actor.agency_id))
+
+
+def _check_scope_of_new_values(session: Session, actor: Actor, kind: str, record: Any) -> None:
+    """An own-agency user may not file a record under another agency."""
+    if actor.all_agencies:
+        return
+    column = "lead_agency" if kind == "operations" else "agency"
+    value = getattr(record, column, None)
+    if column in SCHEMAS[kind].model_fields:
+        ids = Repository(session).ids_by_external_id("agencies", [value]) if value else {}
+        if ids.get(value) != actor.agency_id:
+            raise Forbidden(f"{actor.username} may only record {kind} of their own agency")
+
+
+def parse_optional_date(value: str | None, name: str) -> date | None:
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise Invalid({name: str(exc)}) from None

@@ -1,0 +1,173 @@
+"""The API and sign-in against a real server on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer, http_client, sign_in
+
+pytestmark = pytest.mark.web
+
+
+def test_sign_in_rotates_session_and_sign_out_kills_it(live_server: LiveServer) -> None:
+    client = http_client(live_server.url)
+    client.cookies.set("ctis_session", "planted-by-an-attacker", domain="127.0.0.1")
+    r = client.post("/login", data={"username": "analyst", "password": PASSWORD})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    session_id = client.cookies.get("ctis_session")
+    assert session_id and session_id != "planted-by-an-attacker"
+    assert client.get("/dashboard").status_code == 200
+    page = client.get("/account").text
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    stale = http_client(live_server.url, cookies={"ctis_session": session_id})
+    assert stale.get("/dashboard").status_code == 303  # back to sign-in
+    assert stale.get("/api/v1/me").status_code == 401
+
+
+def test_unknown_account_and_wrong_password_get_the_same_answer(live_server: LiveServer) -> None:
+    answers = []
+    for username in ("viewer", "nobody-by-this-name"):
+        client = http_client(live_server.url)
+        started = time.perf_counter()
+        r = client.post("/login", data={"username": username, "password": "wrong password!!"})
+        answers.append((r.status_code, r.text.replace(username, "X"), time.perf_counter() - started))
+    assert answers[0][:2] == answers[1][:2]
+    assert answers[0][0] == 401
+
+
+def test_sign_in_rate_limit_answers_429_with_retry_after(live_server: LiveServer) -> None:
+    client = http_client(live_server.url)
+    codes = [
+        client.post("/login", data={"username": "ratelimited", "password": "x" * 12}).status_code
+        for _ in range(7)
+    ]
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+    r = client.post("/login", data={"username": "ratelimited", "password": "x" * 12})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
+def test_security_headers(live_server: LiveServer) -> None:
+    client = sign_in(live_server.url, "social")
+    r = client.get("/records/victims")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_csrf_is_required_for_state_changes(live_server: LiveServer) -> None:
+    client = sign_in(live_server.url, "officer")
+    body = {"external_id": "AG-CSRF", "name_en": "CSRF test agency"}
+    assert client.post("/api/v1/agencies", json=body).status_code == 403
+    assert client.post("/api/v1/agencies", json=body, headers={"X-CSRF-Token": "wrong"}).status_code == 403
+    evil = {"X-CSRF-Token": client.csrf, "Origin": "https://evil.example"}  # type: ignore[attr-defined]
+    assert client.post("/api/v1/agencies", json=body, headers=evil).status_code == 403
+    ok = client.post("/api/v1/agencies", json=body, headers={"X-CSRF-Token": client.csrf})  # type: ignore[attr-defined]
+    assert ok.status_code == 201, ok.text
+
+
+def test_report_and_drill_down_through_the_api(live_server: LiveServer) -> None:
+    client = sign_in(live_server.url, "analyst")
+    r = client.get("/api/v1/reports", params={"period": "2024-H1", "by": "sex"})
+    data = r.json()
+    assert data["metrics"]["cases_cracked_down"] == 104
+    assert data["by"]["sex"]["victims_rescued"]["female"] == 241
+    drill = client.get("/api/v1/metrics/victims_rescued_minor/records", params={"period": "2024-H1"}).json()
+    assert drill["count"] == 134 and len(drill["records"]) == 134
+    csv = client.get("/api/v1/reports", params={"period": "2024-H1", "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv") and "victims_rescued,total,,,290" in csv.text
+    assert client.get("/api/v1/reports", params={"period": "2024-H7"}).status_code == 422
+    assert client.get("/api/v1/metrics").status_code == 200
+
+
+def test_viewer_never_receives_a_name(live_server: LiveServer) -> None:
+    viewer = sign_in(live_server.url, "viewer")
+    page = viewer.get("/api/v1/victims", params={"per_page": 200}).json()
+    for item in page["items"]:
+        assert item["name_latin"] is None and item["name_khmer"] is None and item["date_of_birth"] is None
+        assert "name_latin" in item["masked"]
+    social = sign_in(live_server.url, "social")
+    named = social.get("/api/v1/victims", params={"per_page": 50}).json()["items"]
+    assert any(i["name_latin"] or i["name_khmer"] for i in named)
+
+
+def test_concurrent_edit_gets_409_and_loses_nothing(live_server: LiveServer) -> None:
+    a = sign_in(live_server.url, "officer")
+    b = sign_in(live_server.url, "admin")
+    h = {"X-CSRF-Token": a.csrf}  # type: ignore[attr-defined]
+    created = a.post(
+        "/api/v1/operations",
+        headers=h,
+        json={
+            "external_id": "OP-CONFLICT",
+            "operation_date": "2024-05-01",
+            "province": "KH-12",
+            "operation_kind": "raid",
+        },
+    )
+    assert created.status_code == 201, created.text
+    v = created.json()["version"]
+    first = b.patch(
+        "/api/v1/operations/OP-CONFLICT",
+        headers={"X-CSRF-Token": b.csrf},  # type: ignore[attr-defined]
+        json={"version": v, "description": "edited by admin"},
+    )
+    assert first.status_code == 200 and first.json()["version"] == v + 1
+    second = a.patch("/api/v1/operations/OP-CONFLICT", headers=h, json={"version": v, "description": "mine"})
+    assert second.status_code == 409
+    assert second.json()["current"]["description"] == "edited by admin"
+
+
+def test_api_tokens_work_and_die_when_revoked(live_server: LiveServer) -> None:
+    client = sign_in(live_server.url, "analyst")
+    made = client.post("/api/v1/tokens", json={"name": "script"}, headers={"X-CSRF-Token": client.csrf})  # type: ignore[attr-defined]
+    assert made.status_code == 201
+    secret, token_id = made.json()["secret"], made.json()["id"]
+    bot = http_client(live_server.url, headers={"Authorization": f"Bearer {secret}"})
+    assert bot.get("/api/v1/me").json()["role"] == "analyst"
+    assert bot.delete(f"/api/v1/tokens/{token_id}").status_code == 204
+    assert bot.get("/api/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        (
+            "post",
+            "/api/v1/victims",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+        ),
+        ("post", "/api/v1/victims", {"json": {"external_id": "V-BAD", "rescue_date": "soon"}}, 422),
+        (
+            "post",
+            "/api/v1/victims",
+            {"json": {"external_id": "V-BAD2", "rescue_date": "2024-01-01", "colour": "red"}},
+            422,
+        ),
+        ("post", "/api/v1/victims", {"json": [1, 2, 3]}, 422),
+        (
+            "post",
+            "/api/v1/victims",
+            {"content": b"x" * 2_000_000, "headers": {"content-type": "application/json"}},
+            413,
+        ),
+        ("get", "/api/v1/victims?page=999999", {}, 422),
+        ("get", "/api/v1/victims?per_page=100000", {}, 422),
+        ("get", "/api/v1/victims?sort=name_latin", {}, 422),
+        ("get", "/api/v1/victims/NO-SUCH-ID", {}, 404),
+        ("patch", "/api/v1/victims/VIC-00001", {"json": {"sex": "female"}}, 422),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_a_message(
+    live_server: LiveServer, method: str, path: str, kwargs: dict, status: int
+) -> None:
+    client = sign_in(live_server.url, "officer")
+    kwargs.setdefault("headers", {})["X-CSRF-Token"] = client.csrf  # type: ignore[attr-defined]
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text[:300]
+    assert r.json()["detail"]
