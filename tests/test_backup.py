@@ -368,3 +368,35 @@ def test_pg_too_old_tools_are_refused(
     with pytest.raises(BackupError, match=r"only older pg_dump was found"):
         backup(engine, tmp_path / "pg.backup")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_backup_and_restore_round_trip_with_audit(sqlite_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ctis import services
+    from ctis.cli.main import app
+    from tests.factories import Fixture
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    f = Fixture()
+    f.victim("2024-01-01", external_id="v-backup", name_latin="Backup Person")
+    f.save(services.engine())
+    before = fingerprint(services.engine())
+    target = sqlite_env / "ctis.backup"
+    made = runner.invoke(app, ["backup", str(target)])
+    assert made.exit_code == 0 and "key ring" in made.stdout
+    g = Fixture()
+    g.victim("2024-01-02", external_id="v-after-backup")
+    g.save(services.engine())
+    assert fingerprint(services.engine()) != before
+    done = runner.invoke(app, ["restore", str(target)])
+    assert done.exit_code == 0, done.stdout
+    assert "intact" in done.stdout
+    after = fingerprint(services.engine())
+    assert {t: v for t, v in after.items() if t != "audit_log"} == {
+        t: v for t, v in before.items() if t != "audit_log"
+    }
+    assert after["audit_log"][0] == before["audit_log"][0] + 1  # the restore itself is logged
+    bad = runner.invoke(app, ["restore", str(sqlite_env / "nothing.bin")])
+    assert bad.exit_code == 1

@@ -365,6 +365,46 @@ def users_disable(username: str) -> None:
     console.print(f"Account {username} disabled.")
 
 
+@app.command()
+def backup(target: Annotated[Path, typer.Argument(help="File to write.")]) -> None:
+    """Back up the database (SQLite online backup API, or pg_dump -Fc)."""
+    from ctis.security.crypto import key_file_path
+    from ctis.storage.backup import BackupError
+    from ctis.storage.backup import backup as run_backup
+
+    try:
+        written = run_backup(services.engine(), target)
+    except BackupError as exc:
+        fail(str(exc))
+    console.print(f"Backup written to {written}.")
+    console.print(
+        f"Identifying fields in it are sealed: keep the key ring ({key_file_path()} or CTIS_FIELD_KEYS) "
+        "safe and separate, or the backup's names cannot be opened."
+    )
+
+
+@app.command()
+def restore(source: Annotated[Path, typer.Argument(help="A file written by 'ctis backup'.")]) -> None:
+    """Replace the database with a backup; stop the web server first."""
+    from ctis.security import audit
+    from ctis.storage.backup import BackupError
+    from ctis.storage.backup import restore as run_restore
+    from ctis.storage.db import session_scope
+
+    try:
+        run_restore(services.engine(), source)
+    except BackupError as exc:
+        fail(str(exc))
+    services.init_database()  # bring an older backup up to the current schema
+    with session_scope(services.engine()) as session:
+        audit.record(session, f"cli:{getpass.getuser()}", "restore", None, None, {"file": source.name})
+    result = audit.verify(services.engine())
+    console.print(f"Restored from {source}. {result}")
+    console.print("Export the audit head again (ctis audit head): the log now continues from the backup.")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 keys_app = typer.Typer(help="Keys that seal identifying fields.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
