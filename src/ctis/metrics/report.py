@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from ctis.domain.periods import Period
@@ -86,7 +86,10 @@ def compute_report(
             if dim not in facts.dimensions:
                 continue
             rows = session.execute(breakdown_query(facts, dim)).all()
-            counts = {(UNKNOWN if value is None else str(value)): int(n) for value, n in rows}
+            counts: dict[str, int] = {}
+            for value, n in rows:  # a missing value and a recorded "unknown" are one cell
+                code = UNKNOWN if value is None else str(value)
+                counts[code] = counts.get(code, 0) + int(n)
             report.by.setdefault(dim, {})[metric.key] = dict(sorted(counts.items()))
     return report
 
@@ -117,7 +120,7 @@ def drill_down(
             raise ValueError(f"{metric_key} has no breakdown by {dimension!r}")
         column = facts.dimensions[dimension]
         if value is None or value == UNKNOWN:
-            where.append(column.is_(None) if dimension != "age_band" else column == UNKNOWN)
+            where.append(or_(column.is_(None), column == UNKNOWN))
         else:
             where.append(column == (int(value) if dimension == "agency" else value))
     ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()

@@ -69,3 +69,4 @@ def form_fields(kind: str) -> list[FormField]:
         else:
             out.append(FormField(name, "text", required, []))
     return out
+

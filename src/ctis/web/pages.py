@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from ctis import accounts, records
+from ctis.domain.ages import AGE_BANDS, UNKNOWN_BAND
 from ctis.domain.periods import Period, months, parse_period
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS
 from ctis.domain.values import country_label, value_set
@@ -31,7 +32,7 @@ from ctis.storage.models import MODELS, Agency, ApiToken, Victim
 from ctis.storage.repository import PERSON_KINDS
 from ctis.web import i18n
 from ctis.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, Identity, NotSignedIn, check_csrf, identify
-from ctis.web.forms import STATUS, form_fields
+from ctis.web.forms import CHOICES, STATUS, form_fields
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parent / "templates"))
@@ -46,6 +47,69 @@ KIND_TITLES = {
     "assistance": i18n.N_("Assistance"),
     "referrals": i18n.N_("Referrals"),
     "agencies": i18n.N_("Agencies"),
+}
+#: Labels of record fields (and of the report dimensions) as people read them.
+FIELD_LABELS = {
+    "external_id": i18n.N_("External id"),
+    "name_latin": i18n.N_("Name (Latin script)"),
+    "name_khmer": i18n.N_("Name (Khmer script)"),
+    "name_en": i18n.N_("Name (English)"),
+    "name_km": i18n.N_("Name (Khmer)"),
+    "sex": i18n.N_("Sex"),
+    "date_of_birth": i18n.N_("Date of birth"),
+    "age": i18n.N_("Age"),
+    "age_at_rescue": i18n.N_("Age at rescue"),
+    "age_at_arrest": i18n.N_("Age at arrest"),
+    "age_band": i18n.N_("Age band"),
+    "nationality": i18n.N_("Nationality"),
+    "province": i18n.N_("Province"),
+    "case": i18n.N_("Case"),
+    "agency": i18n.N_("Agency"),
+    "phone": i18n.N_("Phone"),
+    "address": i18n.N_("Address"),
+    "rescue_date": i18n.N_("Rescue date"),
+    "status": i18n.N_("Status"),
+    "country_of_exploitation": i18n.N_("Country of exploitation"),
+    "exploitation_type": i18n.N_("Exploitation type"),
+    "labour_sector": i18n.N_("Labour sector"),
+    "means_of_control": i18n.N_("Means of control"),
+    "recruiter_relation": i18n.N_("Recruiter's relation to the victim"),
+    "operations": i18n.N_("Operations"),
+    "arrest_date": i18n.N_("Arrest date"),
+    "charges": i18n.N_("Charges"),
+    "operation_date": i18n.N_("Operation date"),
+    "lead_agency": i18n.N_("Lead agency"),
+    "operation_kind": i18n.N_("Kind of operation"),
+    "description": i18n.N_("Description"),
+    "offence_type": i18n.N_("Offence type"),
+    "legal_article": i18n.N_("Legal article"),
+    "opened_on": i18n.N_("Opened on"),
+    "agency_kind": i18n.N_("Kind of agency"),
+    "suspect": i18n.N_("Suspect"),
+    "charged_on": i18n.N_("Charged on"),
+    "outcome": i18n.N_("Outcome"),
+    "verdict_on": i18n.N_("Verdict on"),
+    "sentence_months": i18n.N_("Sentence (months)"),
+    "suspended": i18n.N_("Suspended sentence"),
+    "fine_khr": i18n.N_("Fine (KHR)"),
+    "victim": i18n.N_("Victim"),
+    "assistance_type": i18n.N_("Assistance type"),
+    "start_date": i18n.N_("Start date"),
+    "end_date": i18n.N_("End date"),
+    "notes": i18n.N_("Notes"),
+    "to_agency": i18n.N_("Referred to agency"),
+    "referred_on": i18n.N_("Referred on"),
+    "service": i18n.N_("Service"),
+    "consent": i18n.N_("Consent"),
+    "consent_date": i18n.N_("Consent date"),
+}
+ROLE_LABELS = {
+    "administrator": i18n.N_("Administrator"),
+    "data_officer": i18n.N_("Data officer"),
+    "investigator": i18n.N_("Investigator"),
+    "social_worker": i18n.N_("Social worker"),
+    "analyst": i18n.N_("Analyst"),
+    "viewer": i18n.N_("Viewer"),
 }
 DASHBOARD_CHARTS = [
     ("sex", "victims_rescued", i18n.N_("Victims by sex")),
@@ -84,10 +148,31 @@ def value_label(dimension: str, code: str | None, agencies: dict[str, str]) -> s
     if dimension == "agency":
         return agencies.get(str(code), str(code))
     if dimension == "nationality":
-        return country_label(code)
+        return country_label(code, lang)
     if dimension == "age_band":
         return code
     return value_set(dimension).label(code, lang)
+
+
+def field_label(name: str) -> str:
+    """A record field or report dimension as people read it, in the page's language."""
+    return i18n.gettext(i18n.current_lang.get(), FIELD_LABELS.get(name, name))
+
+
+def role_label(role: str) -> str:
+    return i18n.gettext(i18n.current_lang.get(), ROLE_LABELS.get(role, role))
+
+
+def code_label(kind: str, field: str, value: Any) -> Any:
+    """The label of a coded value (``female`` -> "Female"); other values unchanged."""
+    set_name = CHOICES.get(field) or (STATUS.get(kind) if field == "status" else None)
+    if set_name is None or value is None:
+        return value
+    vs = value_set(set_name)
+    lang = i18n.current_lang.get()
+    if isinstance(value, list):
+        return [vs.label(v, lang) for v in value]
+    return vs.label(str(value), lang)
 
 
 def render(
@@ -95,6 +180,10 @@ def render(
 ) -> HTMLResponse:
     lang = i18n.current_lang.get()
     context.update(
+        khmer_digits=i18n.khmer_digits.get(),
+        field_label=field_label,
+        role_label=role_label,
+        code_label=code_label,
         who=who,
         lang=lang,
         csrf=who.csrf_token if who else "",
@@ -205,9 +294,8 @@ def switch_language(
     response = RedirectResponse(_safe_next(next), status_code=303)
     secure = request.app.state.secure_cookies
     response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure)
-    response.set_cookie(
-        "ctis_digits", "km" if digits == "km" else "latin", max_age=365 * 86400, samesite="lax", secure=secure
-    )
+    if digits in {"km", "latin"}:  # only the numerals button changes them; a language switch keeps them
+        response.set_cookie("ctis_digits", digits, max_age=365 * 86400, samesite="lax", secure=secure)
     return response
 
 
@@ -237,6 +325,22 @@ def _default_period(db: Session) -> str:
     return f"{day.year}-H{1 if day.month <= 6 else 2}"
 
 
+_BAND_ORDER = [label for _low, _high, label in AGE_BANDS] + [UNKNOWN_BAND]
+
+
+def _ordered_codes(dimension: str, codes: Any) -> list[str]:
+    """Codes of a breakdown in reading order: age bands youngest first, others sorted, unknown last."""
+    if dimension == "age_band":
+        return sorted(codes, key=lambda c: _BAND_ORDER.index(c) if c in _BAND_ORDER else len(_BAND_ORDER))
+    return sorted(codes, key=lambda c: (c is None or c == UNKNOWN_BAND, str(c)))
+
+
+def _script_json(data: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: no label can close the element."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _period_or_error(value: str) -> Period:
     try:
         return parse_period(value)
@@ -259,15 +363,14 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
     charts = []
     for dim, key, title in DASHBOARD_CHARTS:
         counts = rep.by.get(dim, {}).get(key, {})
-        ordered = (
-            sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            if dim != "age_band"
-            else list(counts.items())
-        )
+        if dim == "age_band":  # youngest first, as the bands go
+            ordered = [(c, counts[c]) for c in _ordered_codes(dim, counts)]
+        else:
+            ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         charts.append(
             {
                 "id": f"chart-{dim}",
-                "title": title,
+                "title": i18n.gettext(i18n.current_lang.get(), title),
                 "dimension": dim,
                 "metric": key,
                 "rows": [{"code": c, "label": value_label(dim, c, agencies), "count": n} for c, n in ordered],
@@ -291,7 +394,7 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
         metrics=METRICS,
         charts=charts,
         trend=trend,
-        chart_json=json.dumps(chart_data, ensure_ascii=False),
+        chart_json=_script_json(chart_data),
         choices=period_choices(db),
     )
 
@@ -325,6 +428,7 @@ def drill(
             q = select(model.id).where(model.id.in_(ids[i : i + 900]))
             visible |= set(db.scalars(q if clause is None else q.where(clause)))
     shown = [r for r in rows if r.id in visible]
+    agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
     return render(
         request,
         "drill.html",
@@ -337,6 +441,7 @@ def drill(
         hidden=len(rows) - len(shown),
         dimension=dimension,
         value=value,
+        value_text=value_label(dimension, value, agencies) if dimension else None,
     )
 
 
@@ -355,7 +460,7 @@ def reports(
     breakdown = None
     if by:
         per_metric = rep.by.get(by, {})
-        codes = sorted({c for counts in per_metric.values() for c in counts})
+        codes = _ordered_codes(by, {c for counts in per_metric.values() for c in counts})
         breakdown = {
             "codes": codes,
             "labels": [value_label(by, c, agencies) for c in codes],
@@ -441,7 +546,9 @@ def record_list(
             filter_choices.append((name, [(v.code, v.label(i18n.current_lang.get())) for v in vs.values]))
     params = {k: v for k, v in request.query_params.items() if k != "page"}
     base = "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items())
-    template = "_rows.html" if request.headers.get("hx-request") else "records_list.html"
+    # htmx asks for the rows only; a history restore (back button) needs the whole page.
+    partial = request.headers.get("hx-request") and not request.headers.get("hx-history-restore-request")
+    template = "_rows.html" if partial else "records_list.html"
     return render(
         request,
         template,
@@ -511,7 +618,16 @@ def _related(
 def record_new(request: Request, who: PageIdentity, kind: str) -> HTMLResponse:
     _check_kind(kind)
     authorize(who.actor, WRITE[kind])
-    return _form(request, who, kind, values={}, errors={}, creating=True)
+    return _form(request, who, kind, values=_defaults(kind), errors={}, creating=True)
+
+
+def _defaults(kind: str) -> dict[str, Any]:
+    """What a new record holds unless the user says otherwise, so the form shows it (status: confirmed)."""
+    out: dict[str, Any] = {}
+    for name, info in SCHEMAS[kind].model_fields.items():
+        if not info.is_required() and isinstance(info.default, str | int | bool) and info.default != "":
+            out[name] = info.default
+    return out
 
 
 def _form(
@@ -543,13 +659,22 @@ def _form(
     )
 
 
-def _form_data(kind: str, form: FormData) -> dict[str, Any]:
+def _form_data(kind: str, form: FormData, creating: bool) -> dict[str, Any]:
+    """The record fields of a posted form.
+
+    When creating, a field left blank is not sent at all, so the schema's default
+    applies (a status of "confirmed") instead of an error; the external id stays
+    required, so that an empty form saved by mistake makes no record. When
+    editing, a blank field clears the value.
+    """
     data: dict[str, Any] = {}
     for f in form_fields(kind):
         if f.input == "checkboxes":
             data[f.name] = form.getlist(f.name)
         elif f.name in form:
-            data[f.name] = str(form[f.name])
+            value = str(form[f.name])
+            if value.strip() or not creating or f.name == "external_id":
+                data[f.name] = value
     return data
 
 
@@ -594,16 +719,27 @@ async def record_update(request: Request, kind: str, external_id: str) -> Respon
     return await _run_sync(request, lambda db, who: _save(request, db, who, kind, form, external_id))
 
 
+class _Rollback(Exception):
+    """Undo the unit of work and answer with ``response`` (a form re-rendered with its errors)."""
+
+    def __init__(self, response: Response):
+        super().__init__()
+        self.response = response
+
+
 async def _run_sync(request: Request, work: Any) -> Response:
     """Run a form handler in a thread with its own unit of work (forms are read asynchronously)."""
     from starlette.concurrency import run_in_threadpool
 
     def job() -> Response:
-        with Session(request.app.state.engine, expire_on_commit=False) as db, db.begin():
-            who = identify(request, db)
-            if who is None:
-                raise NotSignedIn()
-            return work(db, who)  # type: ignore[no-any-return]
+        try:
+            with Session(request.app.state.engine, expire_on_commit=False) as db, db.begin():
+                who = identify(request, db)
+                if who is None:
+                    raise NotSignedIn()
+                return work(db, who)  # type: ignore[no-any-return]
+        except _Rollback as stop:
+            return stop.response
 
     return await run_in_threadpool(job)
 
@@ -612,7 +748,7 @@ def _save(
     request: Request, db: Session, who: Identity, kind: str, form: FormData, external_id: str | None
 ) -> Response:
     check_csrf(request, who, str(form.get("csrf_token", "")))
-    data = _form_data(kind, form)
+    data = _form_data(kind, form, creating=external_id is None)
     if external_id is not None:
         data.pop("external_id", None)
     version = form.get("version")
@@ -625,13 +761,17 @@ def _save(
             db, who.actor, kind, data, external_id=external_id, expected_version=expected
         )
     except records.Invalid as exc:
-        db.rollback()
+        # The page is rendered while the session is still open (it reads the signed-in
+        # user), then raising rolls the unit of work back.
         values = {**data, "version": version, "external_id": external_id or data.get("external_id", "")}
-        return _form(request, who, kind, values, exc.errors, external_id is None, status=422)
+        raise _Rollback(
+            _form(request, who, kind, values, exc.errors, external_id is None, status=422)
+        ) from None
     except records.Conflict as exc:
-        db.rollback()
         values = {**data, "version": exc.current["version"], "external_id": external_id}
-        return _form(request, who, kind, values, {}, False, status=409, conflict=exc.current)
+        raise _Rollback(
+            _form(request, who, kind, values, {}, False, status=409, conflict=exc.current)
+        ) from None
     return RedirectResponse(f"/records/{kind}/{quote(view['external_id'])}", status_code=303)
 
 
