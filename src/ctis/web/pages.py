@@ -144,7 +144,7 @@ PageIdentity = Annotated[Identity, Depends(page_identity)]
 def value_label(dimension: str, code: str | None, agencies: dict[str, str]) -> str:
     lang = i18n.current_lang.get()
     if code is None or code == "unknown":
-        return i18n.gettext(lang, "Unknown")
+        return i18n.gettext(lang, i18n.N_("Unknown"))
     if dimension == "agency":
         return agencies.get(str(code), str(code))
     if dimension == "nationality":
@@ -192,7 +192,6 @@ def render(
         can_read=(lambda k: who is not None and can(who.actor, READ[k])),
         path=request.url.path,
         query=str(request.url.query),
-        t=lambda s: i18n.gettext(lang, s),
     )
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -381,8 +380,8 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
         "charts": charts,
         "period": p.label,
         "labels": {
-            "cases": i18n.gettext(i18n.current_lang.get(), "Cases cracked down"),
-            "victims": i18n.gettext(i18n.current_lang.get(), "Victims rescued"),
+            "cases": i18n.gettext(i18n.current_lang.get(), i18n.N_("Cases cracked down")),
+            "victims": i18n.gettext(i18n.current_lang.get(), i18n.N_("Victims rescued")),
         },
     }
     return render(
