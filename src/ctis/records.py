@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -182,7 +182,7 @@ def list_records(session: Session, actor: Actor, kind: str, q: ListQuery) -> Pag
             raise Invalid({"agency": f"{kind} cannot be filtered by agency"})
         query = query.where(column == agency_id)
     if q.q:
-        query = query.where(_search(session, kind, model, q.q.strip()))
+        query = query.where(_search(session, actor, kind, model, q.q.strip()))
     descending = q.sort.startswith("-")
     sort_name = q.sort.lstrip("-")
     if sort_name not in ("id", "external_id", *SORTS[kind]):
@@ -204,10 +204,14 @@ def list_records(session: Session, actor: Actor, kind: str, q: ListQuery) -> Pag
     return Page(items=items, total=total, page=q.page, per_page=q.per_page)
 
 
-def _search(session: Session, kind: str, model: Any, text: str) -> ColumnElement[bool]:
-    """External id prefix, or every word of a person's name (through the blind index)."""
+def _search(session: Session, actor: Actor, kind: str, model: Any, text: str) -> ColumnElement[bool]:
+    """External id prefix, or every word of a person's name (through the blind index).
+
+    Names are searched only for those who may see them: for anyone else a name
+    search would tell which record a name belongs to.
+    """
     clauses: list[ColumnElement[bool]] = [model.external_id.startswith(text, autoescape=True)]
-    if kind in PERSON_KINDS:
+    if kind in PERSON_KINDS and may_identify(actor, kind):
         ring = Repository(session).keys
         words = normalise_words(text)
         if words:
@@ -271,8 +275,10 @@ def save_record(
     identifying = [f for f in IDENTIFYING_FIELDS if f in data] if kind in PERSON_KINDS else []
     if identifying and not may_identify(actor, kind):
         raise Forbidden(f"{actor.role} may not set identifying fields ({', '.join(identifying)})")
+    _check_no_nul(data)
     repo = Repository(session, actor=actor.username)
     created = external_id is None
+    before: dict[str, Any] = {}
     if created:
         data.setdefault("external_id", f"{kind[:3].upper()}-{uuid.uuid4().hex[:12]}")
         _default_agency(session, actor, kind, data)
@@ -283,12 +289,19 @@ def save_record(
         row = _row(session, actor, kind, str(external_id))
         if expected_version is not None and expected_version != row.version:
             raise Conflict(_view(repo, actor, kind, [row])[0], expected_version)
-        current = repo.values(kind, [row], identify=True)[0]
+        before = repo.values(kind, [row], identify=True)[0]
         if "external_id" in data and data["external_id"] != external_id:
             raise Invalid({"external_id": "cannot be changed"})
-        data = {**current, **data}
-    record = _validate(kind, data)
-    _check_scope_of_new_values(session, actor, kind, record)
+        data = {**before, **data}
+    try:
+        record = _validate(kind, data)
+    except Invalid as exc:
+        if kind in PERSON_KINDS and not may_identify(actor, kind):
+            # a rule may quote a stored identifying value ("contradicts the date of birth ...")
+            raise Invalid(_redact(exc.errors, before)) from None
+        raise
+    _check_storable(kind, record)
+    _check_scope_of_new_values(session, actor, kind, record, before)
     try:
         repo.upsert_many([record])
     except LookupError as exc:
@@ -315,8 +328,11 @@ def _default_agency(session: Session, actor: Actor, kind: str, data: dict[str, A
     data[column] = session.scalar(select(Agency.external_id).where(Agency.id == actor.agency_id))
 
 
-def _check_scope_of_new_values(session: Session, actor: Actor, kind: str, record: Any) -> None:
-    """An own-agency user may not file a record under another agency."""
+def _check_scope_of_new_values(
+    session: Session, actor: Actor, kind: str, record: Any, before: dict[str, Any]
+) -> None:
+    """An own-agency user may not file a record under another agency, nor link it to records
+    they may not see (which would also make those records visible to them)."""
     if actor.all_agencies:
         return
     column = "lead_agency" if kind == "operations" else "agency"
@@ -325,6 +341,63 @@ def _check_scope_of_new_values(session: Session, actor: Actor, kind: str, record
         ids = Repository(session).ids_by_external_id("agencies", [value]) if value else {}
         if ids.get(value) != actor.agency_id:
             raise Forbidden(f"{actor.username} may only record {kind} of their own agency")
+    for name, ref_kind in SCHEMAS[kind].references.items():
+        clause = scope_clause(actor, ref_kind)
+        if clause is None:
+            continue
+        value = getattr(record, name)
+        old = before.get(name)
+        wanted = set(value if isinstance(value, list) else [value] if value else [])
+        wanted -= set(old if isinstance(old, list) else [old])  # links already there may stay
+        if not wanted:
+            continue
+        model: Any = MODELS[ref_kind]
+        seen = set(session.scalars(select(model.external_id).where(model.external_id.in_(wanted), clause)))
+        missing = sorted(wanted - seen)
+        if missing:  # the same answer as for a record that does not exist
+            raise Invalid({name: f"no {ref_kind} record with external id {missing[0]!r}"})
+
+
+def _check_no_nul(data: dict[str, Any]) -> None:
+    """NUL characters are never meaningful and PostgreSQL cannot store them."""
+    for name, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise Invalid({str(name): "must not contain NUL characters"})
+
+
+def _check_storable(kind: str, record: Any) -> None:
+    """Text longer than its column and integers beyond its range are invalid input, not a server error."""
+    table: Any = MODELS[kind].__table__  # type: ignore[attr-defined]
+    errors: dict[str, str] = {}
+    for name in type(record).model_fields:
+        column = table.c.get(name)
+        value = getattr(record, name)
+        if column is None or value is None:
+            continue
+        if isinstance(value, list):
+            value = ";".join(value)
+        length = getattr(column.type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            errors[name] = f"at most {length} characters"
+        elif isinstance(column.type, Integer) and isinstance(value, int):
+            bits = 64 if isinstance(column.type, BigInteger) else 32
+            if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                errors[name] = "too large"
+    if errors:
+        raise Invalid(errors)
+
+
+def _redact(errors: dict[str, str], stored: dict[str, Any]) -> dict[str, str]:
+    """Error messages without the stored identifying values they quote."""
+    values = [stored.get(f) for f in IDENTIFYING_FIELDS]
+    secrets = [v.isoformat() if isinstance(v, date) else str(v) for v in values if v]
+    out = {}
+    for name, message in errors.items():
+        for secret in secrets:
+            message = message.replace(secret, "(hidden)")
+        out[name] = message
+    return out
 
 
 def parse_optional_date(value: str | None, name: str) -> date | None:

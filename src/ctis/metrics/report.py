@@ -120,7 +120,10 @@ def drill_down(
             raise ValueError(f"{metric_key} has no breakdown by {dimension!r}")
         column = facts.dimensions[dimension]
         if value is None or value == UNKNOWN:
-            where.append(or_(column.is_(None), column == UNKNOWN))
+            # agency is an integer column: only a missing value is "unknown" there
+            where.append(
+                column.is_(None) if dimension == "agency" else or_(column.is_(None), column == UNKNOWN)
+            )
         else:
             where.append(column == (int(value) if dimension == "agency" else value))
     ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()

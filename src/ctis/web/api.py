@@ -7,7 +7,6 @@ session or token, 403 without the permission, 404 for a record the caller may
 not see, 409 for a stale update, 422 for invalid input.
 """
 
-
 import io
 import json
 from datetime import date, datetime

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ctis import __version__, records
@@ -106,6 +107,13 @@ def create_app(engine: Engine | None = None, secure_cookies: bool = False) -> Fa
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={pages.quote(target)}", status_code=303)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        # The last line of defence: a value the database cannot hold or compare (too long, out of
+        # range, a NUL character) is bad input, whichever form or parameter it came through.
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return problem(request, 422, f"invalid value: {reason}")
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:

@@ -69,4 +69,3 @@ def form_fields(kind: str) -> list[FormField]:
         else:
             out.append(FormField(name, "text", required, []))
     return out
-
