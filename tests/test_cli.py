@@ -102,3 +102,24 @@ def test_metrics_and_templates(sqlite_env: Path) -> None:
     target = sqlite_env / "t.xlsx"
     code, _, _ = run("template", "suspects", "--format", "xlsx", "--output", str(target))
     assert next(load_workbook(target).active.values)[0] == "external_id"
+
+
+def test_claims_check_command(sqlite_env: Path) -> None:
+    run("init")
+    empty = sqlite_env / "empty.txt"
+    empty.write_text("The committee met on Tuesday to discuss training.", encoding="utf-8")
+    code, out, err = run("claims", "check", str(empty))
+    assert code == 0 and "No statistical claims" in err and out == ""
+    text = sqlite_env / "claim.txt"
+    text.write_text("In the first half of 2024, police rescued 12 victims.", encoding="utf-8")
+    code, out, _ = run("claims", "check", str(text), "--format", "json")
+    claim = json.loads(out.splitlines()[0])
+    assert (claim["metric"], claim["period"], claim["claimed"], claim["actual"]) == (
+        "victims_rescued",
+        "2024-H1",
+        12,
+        0,
+    )
+    assert claim["verdict"] == "contradicted"
+    code, _, err = run("claims", "check", str(text), "--as-of", "yesterday")
+    assert code == 2 and "not a date" in err

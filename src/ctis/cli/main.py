@@ -405,6 +405,42 @@ def restore(source: Annotated[Path, typer.Argument(help="A file written by 'ctis
         raise typer.Exit(1)
 
 
+claims_app = typer.Typer(help="Check statistical claims in text against the records.", no_args_is_help=True)
+app.add_typer(claims_app, name="claims")
+
+
+@claims_app.command("check")
+def claims_check(
+    file: Annotated[
+        Path, typer.Argument(help="A UTF-8 text file (press release, article, post); - for stdin.")
+    ],
+    as_of: Annotated[str | None, typer.Option(help="Date the text speaks from (for 'last year').")] = None,
+    format: Annotated[str, typer.Option(help="table or json (one object per claim per line)")] = "table",
+) -> None:
+    """Find the figures a text claims and check each against the registry."""
+    from datetime import date
+
+    from ctis.claims import check_text, format_results
+
+    if format not in {"table", "json"}:
+        fail("--format is table or json", 2)
+    try:
+        reference = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", 2)
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+    with Session(services.engine()) as session:
+        results = check_text(session, text, reference)
+    if not results:
+        err.print("No statistical claims found in the text.")
+        return
+    out = format_results(results, format)
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+
+
 keys_app = typer.Typer(help="Keys that seal identifying fields.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
