@@ -77,6 +77,11 @@ class Facts:
     #: True when the FROM clause can hold a counted record more than once
     #: (joins to operations, assistance, referrals): then COUNT(DISTINCT).
     fan_out: bool = False
+    #: For metrics over a child table joined to its person (assistance → victims):
+    #: the child table and its person-id column.  A query that needs no column of
+    #: the person table (a total, a breakdown by the child's agency) counts the
+    #: distinct person ids on the child table alone and skips the join.
+    narrow: tuple[FromClause, ColumnElement[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ def _victims_assisted(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
             where=[_in(A.start_date, period), *extra],
             dimensions=_victim_dims(A.agency_id),
             fan_out=True,
+            narrow=(Assistance.__table__, A.victim_id),
         )
 
     return facts
@@ -175,6 +181,7 @@ def _victims_referred(period: Period) -> Facts:
         where=[_in(R.referred_on, period), R.consent == true()],
         dimensions=_victim_dims(R.to_agency_id),
         fan_out=True,
+        narrow=(Referral.__table__, R.victim_id),
     )
 
 
@@ -199,6 +206,7 @@ def _suspects_prosecuted(period: Period) -> Facts:
         where=[_in(P.charged_on, period)],
         dimensions=_suspect_dims(),
         fan_out=True,
+        narrow=(Prosecution.__table__, P.suspect_id),
     )
 
 
@@ -210,6 +218,7 @@ def _suspects_convicted(period: Period) -> Facts:
         where=[P.outcome == "convicted", _in(P.verdict_on, period)],
         dimensions=_suspect_dims(),
         fan_out=True,
+        narrow=(Prosecution.__table__, P.suspect_id),
     )
 
 

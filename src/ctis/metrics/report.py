@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, distinct, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from ctis.domain.periods import Period
 from ctis.metrics.registry import DIMENSIONS, METRICS, Facts, Metric, get_metric
@@ -46,17 +47,34 @@ class Report:
         return out
 
 
-def _count(facts: Facts) -> Any:
-    return func.count(distinct(facts.record_id)) if facts.fan_out else func.count(facts.record_id)
+def _shape(facts: Facts, *needed: Any) -> tuple[Any, Any]:
+    """(FROM clause, COUNT expression) for a query that uses the ``needed`` columns.
+
+    The counts are those of the metric's definition in every case; the shape is
+    the cheapest one that gives them: ``COUNT(*)`` when each row is one record
+    (its id is the non-null primary key), and no join to the person table when
+    the query reads no column of it (the child's person id is a non-null foreign key).
+    """
+    if facts.narrow is not None:
+        table, person_id = facts.narrow
+        if all(
+            t is table for expr in (*facts.where, *needed) for t in find_tables(expr, check_columns=True)
+        ):
+            return table, func.count(distinct(person_id))
+    if facts.fan_out:
+        return facts.from_, func.count(distinct(facts.record_id))
+    return facts.from_, func.count()
 
 
 def total_query(facts: Facts) -> Select[Any]:
-    return select(_count(facts)).select_from(facts.from_).where(*facts.where)
+    from_, count = _shape(facts)
+    return select(count).select_from(from_).where(*facts.where)
 
 
 def breakdown_query(facts: Facts, dimension: str) -> Select[Any]:
     column = facts.dimensions[dimension]
-    return select(column, _count(facts)).select_from(facts.from_).where(*facts.where).group_by(column)
+    from_, count = _shape(facts, column)
+    return select(column, count).select_from(from_).where(*facts.where).group_by(column)
 
 
 def check_dimensions(dimensions: Iterable[str]) -> list[str]:
