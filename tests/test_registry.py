@@ -205,3 +205,21 @@ def test_report_json_shape(engine: Engine) -> None:
     }
     assert r["deduplicated"] is False
     assert "sex" in r["by"]
+
+
+def test_report_cache_never_serves_figures_of_changed_records(engine: Engine) -> None:
+    from ctis.metrics.report import ReportCache
+
+    cache = ReportCache(size=4)
+    f = Fixture()
+    f.victim("2024-02-01", external_id="v-cache-1")
+    f.save(engine)
+    with Session(engine) as s:
+        first = cache.report(s, parse_period("2024-H1"), ["victims_rescued"])
+        assert cache.report(s, parse_period("2024-H1"), ["victims_rescued"]) is first  # served from the cache
+    g = Fixture()
+    g.victim("2024-03-01", external_id="v-cache-2")
+    g.save(engine)
+    with Session(engine) as s:
+        again = cache.report(s, parse_period("2024-H1"), ["victims_rescued"])
+    assert (first.metrics["victims_rescued"], again.metrics["victims_rescued"]) == (1, 2)

@@ -47,12 +47,14 @@ def clear_records(eng: Engine | None = None, actor: str = "system") -> None:
     """
     from ctis.security import audit
     from ctis.storage.models import Base
+    from ctis.storage.repository import bump_data_version
 
     keep = {"provinces", "alembic_version", "audit_log"}
     with Session(eng or engine()) as session, session.begin():
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name not in keep:
+            if table.name not in keep | {"data_version"}:
                 session.execute(table.delete())
+        bump_data_version(session)
         audit.record(session, actor, "reset")
 
 

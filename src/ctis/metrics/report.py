@@ -8,6 +8,8 @@ person would write by hand (the benchmark checks that it costs the same).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from sqlalchemy.sql.util import find_tables
 
 from ctis.domain.periods import Period
 from ctis.metrics.registry import DIMENSIONS, METRICS, Facts, Metric, get_metric
-from ctis.storage.models import MODELS
+from ctis.storage.models import MODELS, DataVersion
 
 UNKNOWN = "unknown"
 
@@ -57,9 +59,7 @@ def _shape(facts: Facts, *needed: Any) -> tuple[Any, Any]:
     """
     if facts.narrow is not None:
         table, person_id = facts.narrow
-        if all(
-            t is table for expr in (*facts.where, *needed) for t in find_tables(expr, check_columns=True)
-        ):
+        if all(t is table for expr in (*facts.where, *needed) for t in find_tables(expr, check_columns=True)):
             return table, func.count(distinct(person_id))
     if facts.fan_out:
         return facts.from_, func.count(distinct(facts.record_id))
@@ -110,6 +110,54 @@ def compute_report(
                 counts[code] = counts.get(code, 0) + int(n)
             report.by.setdefault(dim, {})[metric.key] = dict(sorted(counts.items()))
     return report
+
+
+class ReportCache:
+    """Recent reports, keyed on the data version token (``DataVersion``).
+
+    Any transaction that changes records changes the token, so a cached report
+    is served only while the records behind it are unchanged; one cheap query
+    reads the token.  Bounded in size; shared by the threads of one process.
+    """
+
+    def __init__(self, size: int = 512):
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], Report] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def report(
+        self,
+        session: Session,
+        period: Period,
+        metric_keys: Sequence[str] | None = None,
+        by: Iterable[str] = (),
+    ) -> Report:
+        dims = check_dimensions(by)
+        token = session.execute(select(DataVersion.token).where(DataVersion.id == 1)).scalar()
+        key = (
+            str(session.get_bind().url),
+            token,
+            period.start,
+            period.end,
+            tuple(metric_keys or ()),
+            tuple(dims),
+        )
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        fresh = compute_report(session, period, metric_keys, dims)
+        if token is not None:
+            with self._lock:
+                self._items[key] = fresh
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return fresh
+
+
+#: The process-wide cache the web front end uses.
+report_cache = ReportCache()
 
 
 @dataclass(frozen=True)

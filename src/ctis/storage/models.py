@@ -282,6 +282,19 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class DataVersion(Base):
+    """One row whose token changes in every transaction that changes records.
+
+    Report caches key on it, so a cached figure is never served after the
+    records behind it changed (a restore brings back the token of its backup,
+    whose figures are the restored ones).
+    """
+
+    __tablename__ = "data_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
 MODELS: dict[str, type[RecordMixin]] = {
     "agencies": Agency,

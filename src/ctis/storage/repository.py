@@ -8,17 +8,18 @@ untouched when nothing changed, so that re-importing a file bumps no version.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, RecordIn, SuspectIn, VictimIn, columns
 from ctis.security import audit
 from ctis.security.crypto import KeyRing, load_key_ring
-from ctis.storage.models import MODELS, Operation
+from ctis.storage.models import MODELS, DataVersion, Operation
 
 #: Kinds whose identifying fields are sealed at rest.
 PERSON_KINDS = ("victims", "suspects")
@@ -126,6 +127,8 @@ class Repository:
             counts[outcome] += 1
         self.session.flush()
         audit.record_many(self.session, self.actor, events)
+        if counts["created"] or counts["updated"]:
+            bump_data_version(self.session)
         return counts
 
     def upsert(self, record: RecordIn) -> Outcome:
@@ -282,6 +285,11 @@ class Repository:
                 )
             )
         return out
+
+
+def bump_data_version(session: Session) -> None:
+    """Mark the records as changed, in the caller's transaction (see ``DataVersion``)."""
+    session.execute(update(DataVersion).where(DataVersion.id == 1).values(token=uuid.uuid4().hex))
 
 
 def _text(value: Any) -> str:

@@ -22,8 +22,9 @@ from ctis.cli.render import LONG_HEADER, long_rows, render_xlsx
 from ctis.domain.periods import parse_period
 from ctis.domain.records import SCHEMAS
 from ctis.io.files import write_csv
-from ctis.metrics import METRICS, compute_report, drill_down
+from ctis.metrics import METRICS, drill_down
 from ctis.metrics.registry import DIMENSIONS
+from ctis.metrics.report import report_cache
 from ctis.security import audit
 from ctis.security.permissions import Permission, authorize
 from ctis.storage.models import Agency, ApiToken
@@ -150,7 +151,7 @@ def report(
         if key not in METRICS:
             raise records.Invalid({"metric": f"unknown metric {key!r}"})
     try:
-        rep = compute_report(db, p, metric or None, by or ())
+        rep = report_cache.report(db, p, metric or None, by or ())
     except ValueError as exc:
         raise records.Invalid({"by": str(exc)}) from None
     if format is ReportFormat.json:

@@ -25,8 +25,9 @@ from ctis.domain.ages import AGE_BANDS, UNKNOWN_BAND
 from ctis.domain.periods import Period, months, parse_period
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS
 from ctis.domain.values import country_label, value_set
-from ctis.metrics import METRICS, compute_report, drill_down
+from ctis.metrics import METRICS, drill_down
 from ctis.metrics.registry import DIMENSIONS
+from ctis.metrics.report import report_cache
 from ctis.security.permissions import READ, WRITE, Permission, authorize, can
 from ctis.storage.models import MODELS, Agency, ApiToken, Victim
 from ctis.storage.repository import PERSON_KINDS
@@ -351,11 +352,11 @@ def _period_or_error(value: str) -> Period:
 def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = None) -> HTMLResponse:
     authorize(who.actor, Permission.REPORTS_READ)
     p = _period_or_error(period or _default_period(db))
-    rep = compute_report(db, p, None, [d for d, _m, _t in DASHBOARD_CHARTS])
+    rep = report_cache.report(db, p, None, [d for d, _m, _t in DASHBOARD_CHARTS])
     agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
     trend = []
     for month in months(p):
-        m = compute_report(db, month, ["cases_cracked_down", "victims_rescued"]).metrics
+        m = report_cache.report(db, month, ["cases_cracked_down", "victims_rescued"]).metrics
         trend.append(
             {"label": month.label, "cases": m["cases_cracked_down"], "victims": m["victims_rescued"]}
         )
@@ -452,7 +453,7 @@ def reports(
     p = _period_or_error(period or _default_period(db))
     dims = [by] if by else []
     try:
-        rep = compute_report(db, p, None, dims)
+        rep = report_cache.report(db, p, None, dims)
     except ValueError as exc:
         raise records.Invalid({"by": str(exc)}) from None
     agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
