@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from ctis.claims.numbers import UNITS
 from ctis.domain.periods import Period, parse_period
 
 MONTHS: dict[str, int] = {name.lower(): i for i, name in enumerate(calendar.month_name) if name} | {
@@ -53,22 +54,8 @@ ORDINALS: dict[str, int] = {
     "last": -1,
     "final": -1,
 }
-_NUM_WORDS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "eighteen": 18,
-    "twenty-four": 24,
-}
+# "the last six months", "the past twenty-four months": the number words of ``numbers``.
+_NUM_WORDS = {**UNITS, "twenty-four": 24}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,15 @@ from ctis.metrics import METRICS, drill_down
 from ctis.metrics.registry import DIMENSIONS
 from ctis.metrics.report import report_cache
 from ctis.security.permissions import READ, WRITE, Permission, authorize, can
-from ctis.storage.models import MODELS, Agency, ApiToken, Victim
+from ctis.storage.models import (
+    MODELS,
+    Agency,
+    ApiToken,
+    Operation,
+    Victim,
+    case_operations,
+    victim_operations,
+)
 from ctis.storage.repository import PERSON_KINDS
 from ctis.web import i18n
 from ctis.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, Identity, NotSignedIn, check_csrf, identify
@@ -571,7 +579,6 @@ def _related(
     db: Session, who: Identity, kind: str, view: dict[str, Any]
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """Records linked to this one, as (kind, items) the actor may see."""
-    wanted: list[tuple[str, records.ListQuery]] = []
     ext = view["external_id"]
     links: list[tuple[str, str, str]] = []  # (kind, column, value)
     if kind == "cases":
@@ -595,22 +602,20 @@ def _related(
         items = records._view(records.Repository(db, actor=who.user.username), who.actor, rel_kind, rows)
         out.append((rel_kind, items))
     if kind == "operations":
-        for rel_kind, table in (("cases", "case_operations"), ("victims", "victim_operations")):
+        op_id = db.scalar(select(Operation.id).where(Operation.external_id == ext))
+        for rel_kind, link, id_col in (
+            ("cases", case_operations, case_operations.c.case_id),
+            ("victims", victim_operations, victim_operations.c.victim_id),
+        ):
             if not can(who.actor, READ[rel_kind]):
                 continue
-            from ctis.storage import models as m
-
-            link = getattr(m, table)
-            op_id = db.scalar(select(m.Operation.id).where(m.Operation.external_id == ext))
             model = MODELS[rel_kind]
-            id_col = link.c.case_id if rel_kind == "cases" else link.c.victim_id
             q = select(model).where(model.id.in_(select(id_col).where(link.c.operation_id == op_id)))  # type: ignore[attr-defined]
             clause = records.scope_clause(who.actor, rel_kind)
             if clause is not None:
                 q = q.where(clause)
             rows = list(db.scalars(q.limit(200)))
             out.append((rel_kind, records._view(records.Repository(db), who.actor, rel_kind, rows)))
-    del wanted
     return out
 
 
