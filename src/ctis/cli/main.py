@@ -278,8 +278,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     secure_cookies: Annotated[bool, typer.Option(help="Mark cookies Secure (behind HTTPS).")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (one per core).")] = 1,
 ) -> None:
     """Serve the web application and the API."""
+    import os
+
     import uvicorn
 
     from ctis.web.app import create_app
@@ -290,8 +293,21 @@ def serve(
     if path.exists():
         console.print("Demo accounts (username, password, role):")
         console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
+    if secure_cookies:
+        os.environ["CTIS_SECURE_COOKIES"] = "1"
+    if workers > 1:  # each worker builds its own app (and its own sign-in limiter and report cache)
+        uvicorn.run(
+            "ctis.web.app:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            server_header=False,
+        )
+        return
     uvicorn.run(
-        create_app(secure_cookies=secure_cookies),
+        create_app(),
         host=host,
         port=port,
         log_level="warning",

@@ -8,6 +8,7 @@ security headers of every answer.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
 
 
-def create_app(engine: Engine | None = None, secure_cookies: bool = False) -> FastAPI:
-    """The application; ``secure_cookies`` is on whenever it is served over HTTPS."""
+def create_app(engine: Engine | None = None, secure_cookies: bool | None = None) -> FastAPI:
+    """The application; ``secure_cookies`` (default: ``CTIS_SECURE_COOKIES=1``) is on behind HTTPS."""
+    if secure_cookies is None:
+        secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
     from ctis.web import api, pages
 
