@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, parse_date
 from ctis.security import audit
 from ctis.security.crypto import normalise_words
-from ctis.security.permissions import READ, WRITE, Actor, Forbidden, authorize, may_identify
+from ctis.security.permissions import READ, WRITE, Actor, Forbidden, authorize, can, may_identify
 from ctis.storage.models import MODELS, Agency, Assistance, Referral, Suspect, Victim
 from ctis.storage.repository import PERSON_KINDS, Repository
 
@@ -123,6 +123,21 @@ def scope_clause(actor: Actor, kind: str) -> ColumnElement[bool] | None:
             model.id.in_(select(Referral.victim_id).where(Referral.to_agency_id == mine)),
         )
     return model.agency_id == mine
+
+
+def visible_ids(session: Session, actor: Actor, kind: str, ids: list[int]) -> set[int]:
+    """Which of ``ids`` the actor may see: a drill-down counts every record but lists only these."""
+    if not can(actor, READ[kind]):
+        return set()
+    clause = scope_clause(actor, kind)
+    if clause is None:
+        return set(ids)
+    model: Any = MODELS[kind]
+    visible: set[int] = set()
+    for i in range(0, len(ids), 900):
+        chunk = ids[i : i + 900]
+        visible |= set(session.scalars(select(model.id).where(model.id.in_(chunk), clause)))
+    return visible
 
 
 def _view(repo: Repository, actor: Actor, kind: str, rows: list[Any]) -> list[dict[str, Any]]:

@@ -196,7 +196,7 @@ def metric_records(
         unit, rows = drill_down(db, key, _period(period), dimension, value)
     except ValueError as exc:
         raise records.Invalid({"dimension": str(exc)}) from None
-    visible = _visible_ids(db, who, unit, [r.id for r in rows])
+    visible = records.visible_ids(db, who.actor, unit, [r.id for r in rows])
     return {
         "metric": key,
         "period": period,
@@ -205,25 +205,6 @@ def metric_records(
         "records": [r.external_id for r in rows if r.id in visible],
         "hidden": sum(1 for r in rows if r.id not in visible),
     }
-
-
-def _visible_ids(db: DB, who: ApiIdentity, kind: str, ids: list[int]) -> set[int]:
-    from sqlalchemy import select
-
-    from ctis.security.permissions import READ, can
-    from ctis.storage.models import MODELS
-
-    if not can(who.actor, READ[kind]):
-        return set()
-    model: Any = MODELS[kind]
-    clause = records.scope_clause(who.actor, kind)
-    if clause is None:
-        return set(ids)
-    visible: set[int] = set()
-    for i in range(0, len(ids), 900):
-        chunk = ids[i : i + 900]
-        visible |= set(db.scalars(select(model.id).where(model.id.in_(chunk), clause)))
-    return visible
 
 
 def _register(kind: str) -> None:

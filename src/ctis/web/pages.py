@@ -427,14 +427,7 @@ def drill(
         unit, rows = drill_down(db, metric, p, dimension, value)
     except ValueError as exc:
         raise records.Invalid({"dimension": str(exc)}) from None
-    visible: set[int] = set()
-    if can(who.actor, READ[unit]):
-        clause = records.scope_clause(who.actor, unit)
-        model: Any = MODELS[unit]
-        ids = [r.id for r in rows]
-        for i in range(0, len(ids), 900):
-            q = select(model.id).where(model.id.in_(ids[i : i + 900]))
-            visible |= set(db.scalars(q if clause is None else q.where(clause)))
+    visible = records.visible_ids(db, who.actor, unit, [r.id for r in rows])
     shown = [r for r in rows if r.id in visible]
     agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
     return render(
