@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, ColumnElement, Integer, Select, and_, func, o
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, parse_date
+from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, field_errors, parse_date
 from ctis.security import audit
 from ctis.security.crypto import normalise_words
 from ctis.security.permissions import READ, WRITE, Actor, Forbidden, authorize, can, may_identify
@@ -258,15 +258,8 @@ def _validate(kind: str, data: dict[str, Any]) -> Any:
         return schema.model_validate(data)
     except ValidationError as exc:
         errors: dict[str, str] = {}
-        for err in exc.errors():
-            loc = err.get("loc") or ()
-            name = str(loc[0]) if loc else str((err.get("ctx") or {}).get("field", "__all__"))
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing" or (loc and err.get("input") is None):
-                message = "required"
-            elif err["type"] == "extra_forbidden":
-                message = "unknown field"
-            errors.setdefault(name, message)
+        for name, message in field_errors(exc):
+            errors.setdefault(name or "__all__", message)
         raise Invalid(errors) from None
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     model_validator,
 )
@@ -329,6 +330,27 @@ class ReferralIn(RecordIn):
         if self.consent_date and self.consent_date > self.referred_on:
             raise rule_error("consent_date", "after referred_on: consent must precede the referral")
         return self
+
+
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) for each problem of a failed validation, in a data officer's words.
+
+    Cross-field rules carry their field in the error context (``rule_error``),
+    so every message can be shown beside the field it is about.
+    """
+    out = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else str((err.get("ctx") or {}).get("field", ""))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing" or (loc and err.get("input") is None):
+            message = "required field is empty"
+        elif err["type"] in {"int_parsing", "int_from_float"}:
+            message = "not a whole number"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field"
+        out.append((field, message))
+    return out
 
 
 #: Fields that identify a person: sealed at rest, masked unless the role may see them.

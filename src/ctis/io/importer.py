@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from ctis.domain.records import SCHEMAS, RecordIn, columns
+from ctis.domain.records import SCHEMAS, RecordIn, columns, field_errors
 from ctis.io.files import read_table
 from ctis.storage.db import session_scope
 from ctis.storage.repository import Repository
@@ -63,18 +63,9 @@ def _required(schema: type[RecordIn]) -> list[str]:
 
 
 def _errors_from(exc: ValidationError, row_no: int, row: dict[str, str]) -> list[RowError]:
-    out = []
-    for err in exc.errors():
-        loc = err.get("loc") or ()
-        column = str(loc[0]) if loc else str((err.get("ctx") or {}).get("field", ""))
-        reason = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing" or (loc and err.get("input") is None):
-            reason = "required field is empty"
-        elif err["type"] in {"int_parsing", "int_from_float"}:
-            reason = "not a whole number"
-        value = row.get(column, "") if column else ""
-        out.append(RowError(row_no, column, str(value), reason))
-    return out
+    return [
+        RowError(row_no, col, str(row.get(col, "") if col else ""), why) for col, why in field_errors(exc)
+    ]
 
 
 @dataclass
