@@ -161,17 +161,24 @@ def add_role_users(engine: Engine) -> None:
             accounts.create_user(session, username, PASSWORD, role, agency_id=agency_id, scope=scope)
 
 
-@pytest.fixture(scope="session")
-def web_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """PostgreSQL with the demo records and one account per role; web tests may add records to it."""
+def demo_web_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Iterator[Engine]:
+    """A PostgreSQL database of its own with the demo records and one account per role."""
     from ctis.demo.generator import build_demo
 
-    engine = _engine_for("postgresql", request, tmp_path_factory.mktemp("web"), "web")
+    engine = _engine_for("postgresql", request, tmp_path_factory.mktemp(label), label)
     migrate(engine)
     build_demo(engine)
     add_role_users(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def web_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The demo database the web tests share; they may add records to it."""
+    yield from demo_web_database(request, tmp_path_factory, "web")
 
 
 class LiveServer:

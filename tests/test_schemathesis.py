@@ -50,21 +50,14 @@ from ctis.metrics import METRICS
 from ctis.metrics.registry import DIMENSIONS
 from ctis.records import FILTERS, SORTS
 from ctis.storage.models import MODELS
-from tests.conftest import LiveServer, _engine_for, add_role_users, http_client, sign_in
+from ctis.web.forms import CHOICES, STATUS
+from tests.conftest import LiveServer, demo_web_database, http_client, sign_in
 
 pytestmark = [pytest.mark.web, pytest.mark.slow]
 
 MAX_EXAMPLES = 20  # per operation and generation mode
 
 #: Record fields whose values come from a value set.
-CODED = {
-    "sex": "sex", "province": "province", "offence_type": "offence_type", "agency_kind": "agency_kind",
-    "operation_kind": "operation_kind", "exploitation_type": "exploitation_type",
-    "labour_sector": "labour_sector", "recruiter_relation": "recruiter_relation",
-    "assistance_type": "assistance_type", "service": "assistance_type", "outcome": "prosecution_outcome",
-    "means_of_control": "means_of_control",
-}  # fmt: skip
-STATUS = {"cases": "case_status", "victims": "victim_status"}
 COUNTRIES = ["KHM", "THA", "VNM", "CHN", "MMR"]
 PAST_DATE = r"^20(1[0-9]|2[0-4])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
 PERIOD = r"^(202[2-5](-H[12]|-Q[1-4]|-(0[1-9]|1[0-2]))?|TIP202[3-5])$"
@@ -72,15 +65,7 @@ PERIOD = r"^(202[2-5](-H[12]|-Q[1-4]|-(0[1-9]|1[0-2]))?|TIP202[3-5])$"
 
 @pytest.fixture(scope="module")
 def fuzz_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    from ctis.demo.generator import build_demo
-    from ctis.storage.db import migrate
-
-    engine = _engine_for("postgresql", request, tmp_path_factory.mktemp("fuzz"), "fuzz")
-    migrate(engine)
-    build_demo(engine)
-    add_role_users(engine)
-    yield engine
-    engine.dispose()
+    yield from demo_web_database(request, tmp_path_factory, "fuzz")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +107,7 @@ def record_body(kind: str, samples: dict[str, list[str]], update: bool) -> dict[
     props: dict[str, Any] = body["properties"]
     for name, prop in list(props.items()):
         ref_kind = schema.references.get(name)
-        coded = STATUS.get(kind) if name == "status" else CODED.get(name)
+        coded = STATUS.get(kind) if name == "status" else CHOICES.get(name)
         if ref_kind is not None:
             choice = {"type": "string", "enum": samples[ref_kind]}
             props[name] = {"type": "array", "items": choice} if name == "operations" else _with(prop, choice)
