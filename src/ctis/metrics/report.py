@@ -112,6 +112,34 @@ def compute_report(
     return report
 
 
+def cross_tab(
+    session: Session, period: Period, metric_key: str, dims: Sequence[str]
+) -> dict[tuple[str, ...], int]:
+    """Counts of one metric by several dimensions at once: ``{(value, value, ...): count}``.
+
+    Publication needs cross-tables (sex × age band, sex × nationality) whose
+    cells add up to the one-dimensional breakdowns and to the total, so that
+    suppression can reason about every margin.  A missing value and a recorded
+    "unknown" are one cell, as in :func:`compute_report`.  For a metric with
+    ``fan_out`` a record falls in one cell per combination it has (a case with
+    operations in two provinces), exactly as the one-dimensional breakdowns count it.
+    """
+    metric = get_metric(metric_key)
+    facts = metric.facts(period)
+    dims = check_dimensions(dims)
+    missing = [d for d in dims if d not in facts.dimensions]
+    if missing:
+        raise ValueError(f"{metric_key} has no breakdown by {missing[0]!r}")
+    columns = [facts.dimensions[d] for d in dims]
+    from_, count = _shape(facts, *columns)
+    query = select(*columns, count).select_from(from_).where(*facts.where).group_by(*columns)
+    cells: dict[tuple[str, ...], int] = {}
+    for *values, n in session.execute(query).all():
+        key = tuple(UNKNOWN if v is None else str(v) for v in values)
+        cells[key] = cells.get(key, 0) + int(n)
+    return dict(sorted(cells.items()))
+
+
 class ReportCache:
     """Recent reports, keyed on the data version token (``DataVersion``).
 
