@@ -295,6 +295,61 @@ class DataVersion(Base):
     token: Mapped[str] = mapped_column(String(32))
 
 
+class Allegation(RecordMixin, Base):
+    """An allegation of the register (``ctis.allegations``); not a record kind of imports and reports."""
+
+    __tablename__ = "allegations"
+    source: Mapped[str] = mapped_column(String(30))
+    source_detail: Mapped[str | None] = mapped_column(String(200))
+    alleged_on: Mapped[date] = mapped_column(Date, index=True)
+    received_on: Mapped[date | None] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    place: Mapped[str | None] = mapped_column(String(200))
+    province: Mapped[str | None] = mapped_column(ForeignKey("provinces.code"))
+    people_alleged: Mapped[str | None] = mapped_column(Text)
+    facts_alleged: Mapped[str | None] = mapped_column(Text)
+    finding: Mapped[str] = mapped_column(String(30), index=True)
+    finding_summary: Mapped[str | None] = mapped_column(Text)
+    finding_on: Mapped[date | None] = mapped_column(Date)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+
+    agency: Mapped[Agency | None] = relationship()
+
+
+class AllegationLogEntry(Base):
+    """One step of an allegation's investigation; rows are only ever added."""
+
+    __tablename__ = "allegation_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allegation_id: Mapped[int] = mapped_column(ForeignKey("allegations.id", ondelete="CASCADE"), index=True)
+    entry_on: Mapped[date] = mapped_column(Date)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AllegationEvidence(Base):
+    """A link from an allegation to a record (kind and row id) or to a figure of the metric registry.
+
+    A figure link names the metric, period and breakdown cell, never a value:
+    the value is computed from the records whenever the evidence is shown.
+    """
+
+    __tablename__ = "allegation_evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allegation_id: Mapped[int] = mapped_column(ForeignKey("allegations.id", ondelete="CASCADE"), index=True)
+    evidence_type: Mapped[str] = mapped_column(String(10))  # record, figure
+    record_kind: Mapped[str | None] = mapped_column(String(20))
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    metric_key: Mapped[str | None] = mapped_column(String(60))
+    period: Mapped[str | None] = mapped_column(String(40))
+    dimension: Mapped[str | None] = mapped_column(String(40))
+    dimension_value: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
 MODELS: dict[str, type[RecordMixin]] = {
     "agencies": Agency,
