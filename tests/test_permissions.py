@@ -91,6 +91,8 @@ records:all_agencies         x             x           .             .          
 users:manage                 x             .           .             .          .      .
 audit:read                   x             .           .             .          .      .
 tokens:own                   x             x           x             x          x      x
+allegations:read             x             x           x             x          x      x
+allegations:write            x             x           x             .          .      .
 """
 
 

@@ -45,6 +45,8 @@ class Permission(StrEnum):
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
     TOKENS_OWN = "tokens:own"
+    ALLEGATIONS_READ = "allegations:read"
+    ALLEGATIONS_WRITE = "allegations:write"
 
 
 P = Permission
@@ -72,23 +74,27 @@ ROLES: dict[str, frozenset[Permission]] = {
     "data_officer": frozenset(
         _BASE | _ALL_READ | set(WRITE.values()) | set(IDENTIFY.values())
         | {P.REPORTS_EXPORT, P.RECORDS_EXPORT, P.RECORDS_IMPORT, P.RECORDS_ALL_AGENCIES}
+        | {P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE}
     ),
     # Police / prosecutor focal point: operations, cases, suspects, court outcomes; sees
     # victims only as counts and non-identifying facts.
     "investigator": frozenset(
         _BASE | {P.OPERATIONS_READ, P.OPERATIONS_WRITE, P.CASES_READ, P.CASES_WRITE, P.SUSPECTS_READ,
                  P.SUSPECTS_WRITE, P.SUSPECTS_IDENTIFY, P.PROSECUTIONS_READ, P.PROSECUTIONS_WRITE,
-                 P.VICTIMS_READ, P.VICTIMS_WRITE}
+                 P.VICTIMS_READ, P.VICTIMS_WRITE, P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE}
     ),
     # Shelter / social worker: victims, their assistance and referrals, with identities.
     "social_worker": frozenset(
         _BASE | {P.VICTIMS_READ, P.VICTIMS_WRITE, P.VICTIMS_IDENTIFY, P.ASSISTANCE_READ,
-                 P.ASSISTANCE_WRITE, P.REFERRALS_READ, P.REFERRALS_WRITE, P.CASES_READ}
+                 P.ASSISTANCE_WRITE, P.REFERRALS_READ, P.REFERRALS_WRITE, P.CASES_READ,
+                 P.ALLEGATIONS_READ}
     ),
     # Analyst: every record without identities, all agencies, report exports.
-    "analyst": frozenset(_BASE | _ALL_READ | {P.REPORTS_EXPORT, P.RECORDS_ALL_AGENCIES}),
+    "analyst": frozenset(_BASE | _ALL_READ | {P.REPORTS_EXPORT, P.RECORDS_ALL_AGENCIES, P.ALLEGATIONS_READ}),
     # Viewer: figures only, plus non-identifying record lists of their own agency.
-    "viewer": frozenset(_BASE | {P.OPERATIONS_READ, P.CASES_READ, P.VICTIMS_READ, P.SUSPECTS_READ}),
+    "viewer": frozenset(
+        _BASE | {P.OPERATIONS_READ, P.CASES_READ, P.VICTIMS_READ, P.SUSPECTS_READ, P.ALLEGATIONS_READ}
+    ),
 }  # fmt: skip
 
 
