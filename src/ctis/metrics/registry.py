@@ -21,11 +21,14 @@ Counting rules, stated once here and in each definition:
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
+from importlib import resources
 
-from sqlalchemy import ColumnElement, FromClause, and_, case, literal, true
+from sqlalchemy import ColumnElement, FromClause, and_, case, literal, null, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement as _Col
 
 from ctis.domain.ages import ADULT_AGE, AGE_BANDS, UNKNOWN_BAND
@@ -62,7 +65,44 @@ DIMENSIONS: dict[str, str] = {
     "exploitation_type": "exploitation_type",
     "offence_type": "offence_type",
     "agency": "agency",
+    "exploitation_form": "exploitation_form",
+    "age_group": "age_group",
+    "victim_status": "victim_status",
 }
+
+
+@cache
+def exploitation_forms() -> dict[str, dict[str, str]]:
+    """``{source field: {code: form}}`` from ``domain/data/exploitation_forms.csv``.
+
+    The TIP report splits every figure into sex and labour trafficking; which of
+    our exploitation and offence types is which is a judgement an analyst must be
+    able to read and change, so it is kept as data, not in a CASE written here.
+    """
+    with (
+        resources.files("ctis.domain").joinpath("data", "exploitation_forms.csv").open(encoding="utf-8") as fh
+    ):
+        out: dict[str, dict[str, str]] = {}
+        for row in csv.DictReader(fh):
+            out.setdefault(row["source"], {})[row["code"]] = row["form"]
+    return out
+
+
+def exploitation_form_sql(code: _Col[str | None], source: str) -> ColumnElement[str | None]:
+    """Form of exploitation (sexual, labour, other, unspecified) of a code column.
+
+    A code missing from the mapping file gives NULL, so it shows as ``unknown``
+    instead of being counted under a form nobody chose; exports report such codes.
+    """
+    grouped: dict[str, list[str]] = {}
+    for value, form in exploitation_forms()[source].items():
+        grouped.setdefault(form, []).append(value)
+    return case(*[(code.in_(codes), literal(form)) for form, codes in grouped.items()], else_=null())
+
+
+def age_group_sql(age: _Col[int | None]) -> ColumnElement[str | None]:
+    """``child`` under 18, ``adult`` from 18, NULL when the age is unknown (the TIP and GLOTIP split)."""
+    return case((age.is_(None), null()), (age < ADULT_AGE, literal("child")), else_=literal("adult"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +172,9 @@ def _victim_dims(agency: _Col[int | None]) -> dict[str, ColumnElement[object]]:
         "province": V.province,
         "exploitation_type": V.exploitation_type,
         "agency": agency,
+        "exploitation_form": exploitation_form_sql(V.exploitation_type, "exploitation_type"),
+        "age_group": age_group_sql(V.age_at_rescue),
+        "victim_status": V.status,
     }
 
 
@@ -142,6 +185,12 @@ def _suspect_dims() -> dict[str, ColumnElement[object]]:
         "nationality": S.nationality,
         "province": S.province,
         "agency": S.agency_id,
+        # the suspect's case says what the suspect is suspected of; read in a
+        # subquery so that totals keep their one-table shape
+        "exploitation_form": select(exploitation_form_sql(C.offence_type, "offence_type"))
+        .where(C.id == S.case_id)
+        .scalar_subquery(),
+        "age_group": age_group_sql(S.age_at_arrest),
     }
 
 
@@ -219,6 +268,36 @@ def _suspects_convicted(period: Period) -> Facts:
         dimensions=_suspect_dims(),
         fan_out=True,
         narrow=(Prosecution.__table__, P.suspect_id),
+    )
+
+
+def _suspects_sentenced(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
+    def facts(period: Period) -> Facts:
+        convicted = _suspects_convicted(period)
+        return Facts(
+            unit="suspects",
+            record_id=S.id,
+            from_=convicted.from_,
+            where=[*convicted.where, *extra],
+            dimensions=_suspect_dims(),
+            fan_out=True,
+            narrow=convicted.narrow,
+        )
+
+    return facts
+
+
+def _cases_opened(period: Period) -> Facts:
+    return Facts(
+        unit="cases",
+        record_id=C.id,
+        from_=Case.__table__,
+        where=[_in(C.opened_on, period), C.offence_type.in_(TRAFFICKING_OFFENCES)],
+        dimensions={
+            "offence_type": C.offence_type,
+            "exploitation_form": exploitation_form_sql(C.offence_type, "offence_type"),
+            "agency": C.agency_id,
+        },
     )
 
 
@@ -354,6 +433,39 @@ METRICS: dict[str, Metric] = {
             "Distinct victims referred to another agency in the period with their consent "
             "recorded; agency is the agency referred to.",
             _victims_referred,
+        ),
+        Metric(
+            "cases_opened",
+            "Investigations opened",
+            "ការស៊ើបអង្កេតដែលបានបើក",
+            "Distinct cases of trafficking in persons or sexual exploitation (the offence types of "
+            "cases cracked down) whose opening date is in the period, whether or not an operation "
+            "followed; agency is the case's agency. The US TIP report's investigations.",
+            _cases_opened,
+        ),
+        Metric(
+            "suspects_convicted_prison",
+            "Convicted, prison sentence",
+            "ជនដែលត្រូវបានផ្តន្ទាទោសដាក់ពន្ធនាគារ",
+            "Distinct suspects convicted in the period (verdict date) with a prison term of at "
+            "least one month that is not suspended.",
+            _suspects_sentenced(P.sentence_months > 0, or_(P.suspended.is_(None), P.suspended.is_(False))),
+        ),
+        Metric(
+            "suspects_convicted_suspended",
+            "Convicted, suspended sentence",
+            "ជនដែលត្រូវបានផ្តន្ទាទោសព្យួរទោស",
+            "Distinct suspects convicted in the period (verdict date) whose sentence is recorded "
+            "as suspended, wholly or in part.",
+            _suspects_sentenced(P.suspended.is_(True)),
+        ),
+        Metric(
+            "suspects_convicted_fine_only",
+            "Convicted, fine only",
+            "ជនដែលត្រូវបានផ្តន្ទាទោសពិន័យជាប្រាក់តែប៉ុណ្ណោះ",
+            "Distinct suspects convicted in the period (verdict date) with a fine and no prison "
+            "term (none recorded, or zero months).",
+            _suspects_sentenced(P.fine_khr > 0, or_(P.sentence_months.is_(None), P.sentence_months == 0)),
         ),
     ]
 }
