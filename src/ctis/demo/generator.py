@@ -486,4 +486,7 @@ def build_demo(
             repo.upsert_many(batch)
             if progress:
                 progress(kind, len(batch))
+    from ctis.demo.allegations import add_demo_allegations  # the register's demo rests on these records
+
+    add_demo_allegations(engine)
     return {kind: len(records) for kind, records in builder.records.items()}

@@ -52,7 +52,14 @@ def _not_future(day: date | None, field: str, info: ValidationInfo) -> None:
         raise rule_error(field, f"{day.isoformat()} is in the future")
 
 
-LongText = Annotated[str | None, BeforeValidator(clean_text), Field(max_length=MAX_TEXT)]
+def _optional_text(max_length: int) -> Any:
+    """Optional free text of at most ``max_length`` characters; blank is missing."""
+    return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(clean_text)]
+
+
+LongText = _optional_text(MAX_TEXT)
+ShortText = _optional_text(200)
+Note = _optional_text(2000)
 
 
 class AllegationIn(RecordIn):
@@ -62,11 +69,11 @@ class AllegationIn(RecordIn):
     references: ClassVar[dict[str, str]] = {"agency": "agencies"}
 
     source: Annotated[str, _coded("allegation_source")]
-    source_detail: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=200)] = None
+    source_detail: ShortText = None
     alleged_on: Annotated[date, BeforeValidator(parse_date)]
     received_on: Date = None
     text: Annotated[str, BeforeValidator(clean_text), Field(min_length=1, max_length=MAX_TEXT)]
-    place: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=200)] = None
+    place: ShortText = None
     province: Annotated[str | None, _coded("province")] = None
     people_alleged: LongText = None
     facts_alleged: LongText = None
@@ -123,7 +130,7 @@ class RecordEvidenceIn(BaseModel):
     type: Literal["record"] = "record"
     kind: Literal[EVIDENCE_KINDS]  # type: ignore[valid-type]
     external_id: ExternalId
-    note: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=2000)] = None
+    note: Note = None
 
 
 class FigureEvidenceIn(BaseModel):
@@ -138,9 +145,9 @@ class FigureEvidenceIn(BaseModel):
     type: Literal["figure"] = "figure"
     metric: Annotated[str, Field(min_length=1, max_length=60)]
     period: Annotated[str, Field(min_length=1, max_length=40)]
-    dimension: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=40)] = None
-    value: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=100)] = None
-    note: Annotated[str | None, BeforeValidator(clean_text), Field(max_length=2000)] = None
+    dimension: _optional_text(40) = None
+    value: _optional_text(100) = None
+    note: Note = None
 
     @model_validator(mode="after")
     def _rules(self) -> FigureEvidenceIn:
