@@ -50,8 +50,22 @@ def _library() -> ctypes.CDLL:
     lib.Highs_getObjectiveValue.restype = ctypes.c_double
     dbl, i32 = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int)
     lib.Highs_passMip.argtypes = [
-        ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-        ctypes.c_double, dbl, dbl, dbl, dbl, dbl, i32, i32, dbl, i32,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_double,
+        dbl,
+        dbl,
+        dbl,
+        dbl,
+        dbl,
+        i32,
+        i32,
+        dbl,
+        i32,
     ]
     return lib
 
@@ -95,8 +109,22 @@ def _optimise(system: System, objective: dict[int, float], sense: int, integer: 
         try:
             lib.Highs_setBoolOptionValue(highs, b"output_flag", 0)
             lib.Highs_passMip(
-                highs, n, m, len(index), 2, sense, 0.0, cost, col_low, col_up, row_low, row_up,
-                arr(ctypes.c_int, starts), arr(ctypes.c_int, index), arr(dbl, values), integrality,
+                highs,
+                n,
+                m,
+                len(index),
+                2,
+                sense,
+                0.0,
+                cost,
+                col_low,
+                col_up,
+                row_low,
+                row_up,
+                arr(ctypes.c_int, starts),
+                arr(ctypes.c_int, index),
+                arr(dbl, values),
+                integrality,
             )
             lib.Highs_run(highs)
             status = lib.Highs_getModelStatus(highs)

@@ -1,0 +1,303 @@
+"""Small-cell and complementary suppression: τ-Argus for each table, an exact audit across them.
+
+τ-Argus (pytauargus) decides which cells to hide: the frequency rule marks
+counts in ``1 .. threshold-1`` (margins included) as primary, and optimal
+suppression (``OPT``, solved with HiGHS) chooses the cheapest set of further
+cells so that no primary cell can be worked out from the table's totals.  It
+sees one table at a time, so the gate then audits the whole release together
+with every earlier release (:class:`~ctis.publication.inference.Knowledge`):
+a hidden count, or a count implied by differencing periods (H1 − Q1), that is
+left too narrow sends the published cells that pin it back to τ-Argus as
+primary, and the tables are solved again.  A figure hidden in an earlier
+release of the same table stays hidden, so that republishing a table after a
+correction cannot reveal what the first release hid.
+
+The τ-Argus batch files hold exact counts; they are written to a private
+temporary directory and removed as soon as the engine has run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Sequence
+from datetime import date
+
+from ctis.domain.periods import parse_period
+from ctis.publication.gate import (
+    MAX_ROUNDS,
+    TOTAL,
+    CellStatus,
+    Figure,
+    Method,
+    ProtectedRelease,
+    ProtectedTable,
+    PublishedCell,
+    ReleaseRefused,
+    SuppressionParams,
+    margins_of,
+    workdir,
+)
+from ctis.publication.inference import Knowledge, is_protected, required_margin
+from ctis.publication.tables import CountTable
+
+log = logging.getLogger(__name__)
+
+_TAU_TOTAL = "Total"
+
+
+def suppress(
+    tables: list[CountTable], params: SuppressionParams, earlier: Sequence[Figure]
+) -> ProtectedRelease:
+    k = params.threshold
+    for t in tables:
+        if 0 < t.total < k:
+            raise ReleaseRefused(
+                f"table {t.name!r} ({t.metric}, {t.period}) has a total of fewer than {k}: "
+                "every figure in it would be hidden; choose a longer period or fewer breakdowns"
+            )
+    forced: dict[str, set[tuple[str, ...]]] = {t.name: _sticky(t, earlier) for t in tables}
+    solved: dict[str, tuple[frozenset[tuple[str, ...]], dict[tuple[str, ...], CellStatus]]] = {}
+    for _round in range(MAX_ROUNDS):
+        statuses: dict[str, dict[tuple[str, ...], CellStatus]] = {}
+        for t in tables:
+            key = frozenset(forced[t.name])
+            if t.name not in solved or solved[t.name][0] != key:
+                solved[t.name] = (key, _solve_table(t, params, key))
+            statuses[t.name] = solved[t.name][1]
+        more = _audit(tables, statuses, earlier, params)
+        if not more:
+            return _release(tables, statuses, params)
+        grew = False
+        for name, keys in more.items():
+            before = len(forced[name])
+            forced[name] |= keys
+            grew |= len(forced[name]) > before
+        if not grew:
+            break
+    raise ReleaseRefused(
+        "the release cannot be protected: with the earlier releases, some hidden counts would still be "
+        "recoverable; publish fewer overlapping periods or breakdowns"
+    )
+
+
+def _sticky(t: CountTable, earlier: Sequence[Figure]) -> set[tuple[str, ...]]:
+    """Figures of this very table that an earlier release hid: they stay hidden."""
+    period = parse_period(t.period)
+    return {
+        f.key
+        for f in earlier
+        if f.value is None
+        and f.metric == t.metric
+        and (f.start, f.end) == (period.start, period.end)
+        and f.dimensions == t.dimensions
+    }
+
+
+def _solve_table(
+    t: CountTable, params: SuppressionParams, forced: frozenset[tuple[str, ...]]
+) -> dict[tuple[str, ...], CellStatus]:
+    """The status of every figure of ``t`` (cells, margins, total) after τ-Argus."""
+    figures = margins_of(t)
+    k = params.threshold
+    status = {key: CellStatus.PRIMARY if 0 < n < k else CellStatus.PUBLISHED for key, n in figures.items()}
+    if not t.dimensions or (not any(status[key] is CellStatus.PRIMARY for key in figures) and not forced):
+        return status
+    hidden = _tau_argus(t, params, forced)  # a non-additive grand total follows the sum's fate
+    for key, n in figures.items():
+        if key in hidden and n > 0:
+            status[key] = CellStatus.PRIMARY if n < k else CellStatus.SECONDARY
+    return status
+
+
+def _tau_argus(
+    t: CountTable, params: SuppressionParams, forced: frozenset[tuple[str, ...]]
+) -> set[tuple[str, ...]]:
+    """Run τ-Argus's frequency rule and optimal suppression on one table; the keys it hides."""
+    from pytauargus.arb import micro_arb
+    from pytauargus.engine import run_batch
+    from pytauargus.micro import micro_asc_rda
+    from pytauargus.result import TableResult
+
+    names = [f"v{i}" for i in range(len(t.dimensions))]
+    columns: dict[str, list[object]] = {n: [] for n in [*names, "n"]}
+    codes: list[dict[str, str]] = [{} for _ in names]
+    for key, count in t.cells.items():
+        if count <= 0:
+            continue
+        for i, value in enumerate(key):
+            code = codes[i].setdefault(value, f"c{len(codes[i])}")  # τ-Argus codes: short, no separators
+            columns[names[i]].extend([code] * count)
+        columns["n"].extend([1] * count)
+    back = [{code: value for value, code in c.items()} | {_TAU_TOTAL: TOTAL} for c in codes]
+    wd = workdir()
+    try:
+        asc, rda, arb, out = (str(wd / f) for f in ("m.asc", "m.rda", "b.arb", "t.tab"))
+        micro_asc_rda(columns, asc_filename=asc, rda_filename=rda)
+        apriori = None
+        lines = []
+        for key in forced:
+            if all(v == TOTAL or v in codes[i] for i, v in enumerate(key)):
+                lines.append(";".join(_TAU_TOTAL if v == TOTAL else codes[i][v] for i, v in enumerate(key)))
+        if lines:
+            (wd / "a.hst").write_text("".join(f"{line};u\n" for line in sorted(lines)), encoding="ascii")
+            apriori = {"hst": [str(wd / "a.hst")], "sep": ";", "ignore_err": 0, "exp_triv": 0}
+        micro_arb(
+            arb_filename=arb,
+            asc_filename=asc,
+            rda_filename=rda,
+            explanatory_vars=[names],
+            response_var="n",
+            safety_rules=f"FREQ({params.threshold},{params.protection})",
+            suppress="OPT(1)",
+            output_names=[out],
+            output_type="5",
+            output_options="SO+",
+            apriori=apriori,
+        )
+        run_batch(arb)
+        result = TableResult(path=out, exp_vars=names, response="n", is_freq=False)
+        hidden = set()
+        for row in result.rows:
+            if str(row["status"]).upper() in ("U", "M"):
+                hidden.add(tuple(back[i][str(row[n]).strip()] for i, n in enumerate(names)))
+        return hidden
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+def _figures(
+    tables: list[CountTable], statuses: dict[str, dict[tuple[str, ...], CellStatus]]
+) -> list[Figure]:
+    out = []
+    for t in tables:
+        p = parse_period(t.period)
+        for key, n in margins_of(t).items():
+            hidden = statuses[t.name][key] in (CellStatus.PRIMARY, CellStatus.SECONDARY)
+            out.append(Figure(t.metric, p.start, p.end, t.dimensions, key, None if hidden else n))
+    return out
+
+
+def _exposed(low: int, high: float, params: SuppressionParams) -> bool:
+    """Whether a count whose exact value the gate does not know may be a small one left too narrow."""
+    if low >= params.threshold or high == 0:
+        return False
+    need = required_margin(max(low, 1), params.protection)
+    return not (math.isinf(high) or high - low >= 2 * need)
+
+
+def _audit(
+    tables: list[CountTable],
+    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    earlier: Sequence[Figure],
+    params: SuppressionParams,
+) -> dict[str, set[tuple[str, ...]]]:
+    """Cells to hide in addition, per table, so that nothing small can be inferred; empty when safe."""
+    new = _figures(tables, statuses)
+    same = {(f.metric, f.start, f.end, f.dimensions, f.key) for f in new}
+    older = [f for f in earlier if (f.metric, f.start, f.end, f.dimensions, f.key) not in same]
+    try:
+        knowledge = Knowledge([*new, *older])
+        knowledge.interval(new[0])
+    except ValueError:
+        # earlier releases were computed on records that have changed since:
+        # audit this release alone (the hidden figures of the same tables stay hidden)
+        log.info("earlier releases disagree with the records now; auditing the release on its own")
+        knowledge = Knowledge(new)
+    more: dict[str, set[tuple[str, ...]]] = {}
+    exact = {t.name: margins_of(t) for t in tables}
+    for t in tables:
+        p = parse_period(t.period)
+        for key, st in statuses[t.name].items():
+            if st is not CellStatus.PRIMARY:
+                continue
+            f = Figure(t.metric, p.start, p.end, t.dimensions, key, None)
+            low, high = knowledge.interval(f)
+            if not is_protected(exact[t.name][key], low, high, params.protection):
+                _blame(t, key, p.start, p.end, tables, statuses, more)
+    for f in older:
+        if f.value is None:
+            low, high = knowledge.interval(f)
+            if _exposed(low, high, params):
+                _cover(f, tables, statuses, more)
+    for f in _derived(knowledge, tables, older):
+        low, high = knowledge.interval(f)
+        if _exposed(low, high, params):
+            _cover(f, tables, statuses, more)
+    return more
+
+
+def _derived(knowledge: Knowledge, tables: list[CountTable], older: Sequence[Figure]) -> list[Figure]:
+    """Figures nobody published but differencing periods gives: each table's figures per segment."""
+    published = {(f.metric, f.start, f.end) for f in knowledge.figures}
+    out = []
+    for t in tables:
+        p = parse_period(t.period)
+        for start, end in knowledge.segments(t.metric):
+            if (t.metric, start, end) in published or not (p.start <= start and end <= p.end):
+                continue
+            for key in margins_of(t):
+                out.append(Figure(t.metric, start, end, t.dimensions, key, None))
+    return out
+
+
+def _cover(
+    f: Figure,
+    tables: list[CountTable],
+    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    more: dict[str, set[tuple[str, ...]]],
+) -> None:
+    """Hide, in this release, the published figures of the same breakdown whose period holds ``f``."""
+    where = f.where
+    for t in tables:
+        p = parse_period(t.period)
+        if t.metric != f.metric or not (p.start <= f.end and f.start <= p.end):
+            continue
+        for key, st in statuses[t.name].items():
+            if st is not CellStatus.PUBLISHED:
+                continue
+            mine = {d: v for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL}
+            if all(where.get(d, v) == v for d, v in mine.items()) and all(
+                mine.get(d, v) == v for d, v in where.items() if d in t.dimensions
+            ):
+                more.setdefault(t.name, set()).add(key)
+
+
+def _blame(
+    t: CountTable,
+    key: tuple[str, ...],
+    start: date,
+    end: date,
+    tables: list[CountTable],
+    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    more: dict[str, set[tuple[str, ...]]],
+) -> None:
+    """A primary cell left too narrow: hide what other tables publish about the same people."""
+    _cover(
+        Figure(t.metric, start, end, t.dimensions, key, None),
+        [x for x in tables if x is not t],
+        statuses,
+        more,
+    )
+    if not more:  # nothing elsewhere: ask τ-Argus to hide its own margins too
+        for k2, st in statuses[t.name].items():
+            if st is CellStatus.PUBLISHED and TOTAL in k2 and k2 != (TOTAL,) * len(t.dimensions):
+                more.setdefault(t.name, set()).add(k2)
+
+
+def _release(
+    tables: list[CountTable],
+    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    params: SuppressionParams,
+) -> ProtectedRelease:
+    out = []
+    for t in tables:
+        cells = {}
+        for key, n in margins_of(t).items():
+            st = statuses[t.name][key]
+            cells[key] = PublishedCell(key, n if st is CellStatus.PUBLISHED else None, st)
+        out.append(
+            ProtectedTable(t.name, t.metric, t.period, t.dimensions, cells, t.title, t.unit, list(t.notes))
+        )
+    return ProtectedRelease(Method.SUPPRESSION, params.as_dict(), out)
