@@ -93,6 +93,7 @@ audit:read                   x             .           .             .          
 tokens:own                   x             x           x             x          x      x
 allegations:read             x             x           x             x          x      x
 allegations:write            x             x           x             .          .      .
+releases:publish             x             .           .             .          .      .
 """
 
 
@@ -153,6 +154,12 @@ PUBLIC_API: set[tuple[str, str]] = set()
 API_DOCS = {"/api/openapi.json", "/api/docs", "/docs/oauth2-redirect"}
 #: Pages that answer without a session.
 PUBLIC_PAGES = {("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/lang")}
+#: The public transparency page and its downloads (ctis.web.publication): released figures only.
+PUBLIC_PAGES |= {
+    ("GET", "/transparency"),
+    ("GET", "/transparency/release.csv"),
+    ("GET", "/transparency/releases/{version}.csv"),
+}
 SAMPLE_PARAMS = {"kind": "victims", "external_id": "VIC-00001", "token_id": "1", "key": "victims_rescued"}
 
 

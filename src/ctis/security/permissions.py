@@ -47,6 +47,7 @@ class Permission(StrEnum):
     TOKENS_OWN = "tokens:own"
     ALLEGATIONS_READ = "allegations:read"
     ALLEGATIONS_WRITE = "allegations:write"
+    RELEASES_PUBLISH = "releases:publish"
 
 
 P = Permission

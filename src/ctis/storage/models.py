@@ -21,6 +21,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -348,6 +349,46 @@ class AllegationEvidence(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
+
+
+class Release(Base):
+    """A public release made by the release gate (``ctis.publication``).
+
+    Only what was published is kept: the method, its parameters and the ε spent.
+    Exact counts are never stored with a release; they can always be computed
+    again from the records through the metric registry.
+    """
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(20))  # suppression, dp
+    parameters: Mapped[str] = mapped_column(Text)  # JSON
+    epsilon: Mapped[float] = mapped_column(Float, default=0.0)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseCell(Base):
+    """One published figure of a release: a cell, a margin (``*`` in ``key``) or a total.
+
+    ``value`` is null for a hidden figure; ``status`` says why (primary,
+    secondary) or how it was made (published exactly, noise).
+    """
+
+    __tablename__ = "release_cells"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    table_name: Mapped[str] = mapped_column(String(120))
+    metric: Mapped[str] = mapped_column(String(60))
+    period: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    dimensions: Mapped[str] = mapped_column(String(200))  # JSON list
+    key: Mapped[str] = mapped_column(Text)  # JSON list, one value per dimension
+    value: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
 
 
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
