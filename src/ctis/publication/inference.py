@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ctis.publication.lp import System, interval
+from ctis.publication.lp import System, interval, lowest
 
 #: the key value of a dimension that a figure sums over (a margin)
 TOTAL = "*"
@@ -159,6 +159,11 @@ class Knowledge:
             return (0, 0) if terms == {} else (0, math.inf)
         return interval(self.system, terms)
 
+    def lowest(self, f: Figure) -> int:
+        """The smallest value the figure's count can take given everything published."""
+        terms = self.terms(f)
+        return lowest(self.system, terms) if terms else 0
+
     def segments(self, metric: str) -> list[tuple[date, date]]:
         g = next((g for (m, _d), g in self.groups.items() if m == metric), None)
         return list(g.segments) if g is not None and g.additive else []
@@ -167,6 +172,8 @@ class Knowledge:
 def _values(figs: Sequence[Figure], dims: tuple[str, ...]) -> dict[str, list[str]]:
     values: dict[str, dict[str, None]] = {d: {} for d in dims}
     for f in figs:
+        if f.value == 0:  # a value seen only in zeros has no unknowns: its sums are empty
+            continue
         for d, v in f.where.items():
             if d in values:
                 values[d][v] = None
@@ -190,13 +197,13 @@ def required_margin(value: int, protection: int) -> int:
 
 
 def is_protected(value: int, low: int, high: float, protection: int) -> bool:
-    """Whether an interval leaves ``value`` uncertain by the required margin on both sides.
+    """Whether an interval leaves a hidden ``value`` uncertain enough.
 
-    The lower side can never go below zero, so for a count of 1 it asks only
-    that 0 remains possible... except that zeros are published, so a hidden
-    cell is at least 1: the lower side is then satisfied by the upper side
-    alone being wide enough (the interval is never a single value).
+    The interval must reach ``required_margin`` above the value and be at least
+    twice that wide.  It is not asked to reach as far below: zeros are always
+    published, so everyone knows a hidden cell is at least 1, and a sum of two
+    hidden cells at least 2; a lower bound that comes only from that knowledge
+    says nothing about any person.
     """
     need = required_margin(value, protection)
-    down_ok = low <= max(1, value - need) if value > 1 else True
-    return high >= value + need and down_ok and high > low
+    return low <= value <= high and high >= value + need and high - low >= 2 * need

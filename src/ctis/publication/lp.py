@@ -137,6 +137,12 @@ def _optimise(system: System, objective: dict[int, float], sense: int, integer: 
             lib.Highs_destroy(highs)
 
 
+def lowest(system: System, quantity: dict[int, float], *, integer: bool = True) -> int:
+    """The smallest value ``quantity`` can take under ``system`` (whole-number columns by default)."""
+    low = _optimise(system, quantity, 1, integer)
+    return 0 if low is None else math.ceil(low - 1e-6)
+
+
 def interval(system: System, quantity: dict[int, float], *, integer: bool = True) -> tuple[int, float]:
     """The smallest and largest value ``quantity`` can take under ``system``.
 

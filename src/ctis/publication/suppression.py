@@ -22,7 +22,6 @@ import logging
 import math
 import shutil
 from collections.abc import Sequence
-from datetime import date
 
 from ctis.domain.periods import parse_period
 from ctis.publication.gate import (
@@ -45,6 +44,7 @@ from ctis.publication.tables import CountTable
 log = logging.getLogger(__name__)
 
 _TAU_TOTAL = "Total"
+Statuses = dict[str, dict[tuple[str, ...], CellStatus]]
 
 
 def suppress(
@@ -59,27 +59,57 @@ def suppress(
             )
     forced: dict[str, set[tuple[str, ...]]] = {t.name: _sticky(t, earlier) for t in tables}
     solved: dict[str, tuple[frozenset[tuple[str, ...]], dict[tuple[str, ...], CellStatus]]] = {}
-    for _round in range(MAX_ROUNDS):
-        statuses: dict[str, dict[tuple[str, ...], CellStatus]] = {}
+    exact = {t.name: margins_of(t) for t in tables}
+    for _round in range(MAX_ROUNDS * 2):
+        statuses: Statuses = {}
         for t in tables:
             key = frozenset(forced[t.name])
             if t.name not in solved or solved[t.name][0] != key:
                 solved[t.name] = (key, _solve_table(t, params, key))
             statuses[t.name] = solved[t.name][1]
-        more = _audit(tables, statuses, earlier, params)
+        more = _linked(tables, statuses)
         if not more:
-            return _release(tables, statuses, params)
+            more = _audit(tables, statuses, earlier, params)
+            if not more:
+                return _release(tables, statuses, params)
         grew = False
         for name, keys in more.items():
-            before = len(forced[name])
-            forced[name] |= keys
-            grew |= len(forced[name]) > before
+            new = {key for key in keys if exact[name][key] > 0} - forced[name]
+            forced[name] |= new
+            grew |= bool(new)
         if not grew:
             break
     raise ReleaseRefused(
         "the release cannot be protected: with the earlier releases, some hidden counts would still be "
         "recoverable; publish fewer overlapping periods or breakdowns"
     )
+
+
+def _identity(t: CountTable, key: tuple[str, ...]) -> tuple[str, str, frozenset[tuple[str, str]]]:
+    """What a figure counts, whichever table it is in: a sex table's "female" is a sex × age margin."""
+    where = frozenset((d, v) for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL)
+    return t.metric, t.period, where
+
+
+def _linked(tables: list[CountTable], statuses: Statuses) -> dict[str, set[tuple[str, ...]]]:
+    """Figures hidden in one table but published in another that shows the same count.
+
+    Tables of one metric and period share figures (a one-way table is a margin
+    of the cross-table); τ-Argus solves them one at a time, so a figure it hid in
+    one is hidden in the others too and those are solved again.
+    """
+    hidden = {
+        _identity(t, key)
+        for t in tables
+        for key, st in statuses[t.name].items()
+        if st in (CellStatus.PRIMARY, CellStatus.SECONDARY)
+    }
+    more: dict[str, set[tuple[str, ...]]] = {}
+    for t in tables:
+        for key, st in statuses[t.name].items():
+            if st is CellStatus.PUBLISHED and _identity(t, key) in hidden:
+                more.setdefault(t.name, set()).add(key)
+    return more
 
 
 def _sticky(t: CountTable, earlier: Sequence[Figure]) -> set[tuple[str, ...]]:
@@ -168,7 +198,7 @@ def _tau_argus(
 
 
 def _figures(
-    tables: list[CountTable], statuses: dict[str, dict[tuple[str, ...], CellStatus]]
+    tables: list[CountTable], statuses: Statuses
 ) -> list[Figure]:
     out = []
     for t in tables:
@@ -189,7 +219,7 @@ def _exposed(low: int, high: float, params: SuppressionParams) -> bool:
 
 def _audit(
     tables: list[CountTable],
-    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    statuses: Statuses,
     earlier: Sequence[Figure],
     params: SuppressionParams,
 ) -> dict[str, set[tuple[str, ...]]]:
@@ -215,13 +245,15 @@ def _audit(
             f = Figure(t.metric, p.start, p.end, t.dimensions, key, None)
             low, high = knowledge.interval(f)
             if not is_protected(exact[t.name][key], low, high, params.protection):
-                _blame(t, key, p.start, p.end, tables, statuses, more)
+                _blame(t, key, statuses, more)
     for f in older:
         if f.value is None:
             low, high = knowledge.interval(f)
             if _exposed(low, high, params):
                 _cover(f, tables, statuses, more)
     for f in _derived(knowledge, tables, older):
+        if knowledge.lowest(f) >= params.threshold:
+            continue  # any value it can take could be published anyway
         low, high = knowledge.interval(f)
         if _exposed(low, high, params):
             _cover(f, tables, statuses, more)
@@ -237,58 +269,47 @@ def _derived(knowledge: Knowledge, tables: list[CountTable], older: Sequence[Fig
         for start, end in knowledge.segments(t.metric):
             if (t.metric, start, end) in published or not (p.start <= start and end <= p.end):
                 continue
-            for key in margins_of(t):
-                out.append(Figure(t.metric, start, end, t.dimensions, key, None))
+            for key, n in margins_of(t).items():
+                if n > 0:  # nobody in the longer period: nobody in the segment either
+                    out.append(Figure(t.metric, start, end, t.dimensions, key, None))
     return out
 
 
 def _cover(
     f: Figure,
     tables: list[CountTable],
-    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    statuses: Statuses,
     more: dict[str, set[tuple[str, ...]]],
 ) -> None:
-    """Hide, in this release, the published figures of the same breakdown whose period holds ``f``."""
+    """Hide in this release the published figures counting what ``f`` counts, over a longer period."""
     where = f.where
     for t in tables:
         p = parse_period(t.period)
-        if t.metric != f.metric or not (p.start <= f.end and f.start <= p.end):
+        if t.metric != f.metric or not (p.start <= f.start and f.end <= p.end):
             continue
         for key, st in statuses[t.name].items():
-            if st is not CellStatus.PUBLISHED:
-                continue
             mine = {d: v for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL}
-            if all(where.get(d, v) == v for d, v in mine.items()) and all(
-                mine.get(d, v) == v for d, v in where.items() if d in t.dimensions
-            ):
+            if st is CellStatus.PUBLISHED and mine == where:
                 more.setdefault(t.name, set()).add(key)
 
 
 def _blame(
     t: CountTable,
     key: tuple[str, ...],
-    start: date,
-    end: date,
-    tables: list[CountTable],
-    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    statuses: Statuses,
     more: dict[str, set[tuple[str, ...]]],
 ) -> None:
-    """A primary cell left too narrow: hide what other tables publish about the same people."""
-    _cover(
-        Figure(t.metric, start, end, t.dimensions, key, None),
-        [x for x in tables if x is not t],
-        statuses,
-        more,
-    )
-    if not more:  # nothing elsewhere: ask τ-Argus to hide its own margins too
-        for k2, st in statuses[t.name].items():
-            if st is CellStatus.PUBLISHED and TOTAL in k2 and k2 != (TOTAL,) * len(t.dimensions):
-                more.setdefault(t.name, set()).add(k2)
+    """A primary cell left too narrow by the other tables: hide the margins on its row and column."""
+    if len(key) < 2 or TOTAL in key:
+        return
+    for k2 in ((key[0], TOTAL), (TOTAL, key[1])):
+        if statuses[t.name].get(k2) is CellStatus.PUBLISHED:
+            more.setdefault(t.name, set()).add(k2)
 
 
 def _release(
     tables: list[CountTable],
-    statuses: dict[str, dict[tuple[str, ...], CellStatus]],
+    statuses: Statuses,
     params: SuppressionParams,
 ) -> ProtectedRelease:
     out = []
