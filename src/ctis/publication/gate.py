@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -195,12 +195,16 @@ def protect(
     params: SuppressionParams | DpParams,
     *,
     earlier: Sequence[Figure] = (),
+    recount: Callable[[Figure], int | None] | None = None,
 ) -> ProtectedRelease:
     """Protect ``tables`` for publication, or raise :class:`ReleaseRefused`.
 
     ``earlier`` is every figure earlier releases made public (value ``None`` for
     a hidden one); suppression takes them into account so that comparing this
-    release with them reveals no hidden count.  DP needs only the ε already spent,
+    release with them reveals no hidden count.  ``recount``, when the caller can
+    give it, returns the exact count of an earlier hidden figure (releases keep
+    none): with it an earlier small cell is held to the same protection margin
+    as a new one; without it the audit assumes the worst small value.  DP needs only the ε already spent,
     which travels in :class:`DpParams`.  Raises ``ValueError`` for malformed input
     (an empty release, a table whose keys do not match its dimensions).
     """
@@ -217,7 +221,7 @@ def protect(
             raise ValueError("suppression needs SuppressionParams")
         from ctis.publication.suppression import suppress
 
-        return suppress(list(tables), params, earlier)
+        return suppress(list(tables), params, earlier, recount)
     if not isinstance(params, DpParams):
         raise ValueError("dp needs DpParams")
     from ctis.publication.dp import noisy_release

@@ -192,8 +192,12 @@ def _segments(periods: set[tuple[date, date]]) -> list[tuple[date, date]]:
 
 
 def required_margin(value: int, protection: int) -> int:
-    """How far a hidden count must stay uncertain on each side: ``protection`` % of it, at least 1."""
-    return max(1, math.ceil(value * protection / 100))
+    """How far a hidden count must stay uncertain: ``protection`` % of it, at least 1.
+
+    Rounded as τ-Argus rounds its protection levels (to the nearest, halves to
+    even), so that what the gate asks of τ-Argus and what it audits agree.
+    """
+    return max(1, round(value * protection / 100))
 
 
 def is_protected(value: int, low: int, high: float, protection: int) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ctis.domain.periods import parse_period
 from ctis.publication.gate import (
@@ -45,10 +45,15 @@ log = logging.getLogger(__name__)
 
 _TAU_TOTAL = "Total"
 Statuses = dict[str, dict[tuple[str, ...], CellStatus]]
+#: per table, figures to hide and the protection level to ask of τ-Argus for each (0: its own rule)
+Demands = dict[str, dict[tuple[str, ...], int]]
 
 
 def suppress(
-    tables: list[CountTable], params: SuppressionParams, earlier: Sequence[Figure]
+    tables: list[CountTable],
+    params: SuppressionParams,
+    earlier: Sequence[Figure],
+    recount: Callable[[Figure], int | None] | None = None,
 ) -> ProtectedRelease:
     k = params.threshold
     for t in tables:
@@ -57,26 +62,32 @@ def suppress(
                 f"table {t.name!r} ({t.metric}, {t.period}) has a total of fewer than {k}: "
                 "every figure in it would be hidden; choose a longer period or fewer breakdowns"
             )
-    forced: dict[str, set[tuple[str, ...]]] = {t.name: _sticky(t, earlier) for t in tables}
-    solved: dict[str, tuple[frozenset[tuple[str, ...]], dict[tuple[str, ...], CellStatus]]] = {}
+    # per table: figures to hide, each with the protection level τ-Argus must give it (0: its own)
+    forced: Demands = {t.name: dict.fromkeys(_sticky(t, earlier), 0) for t in tables}
+    solved: dict[str, tuple[frozenset[tuple[tuple[str, ...], int]], dict[tuple[str, ...], CellStatus]]] = {}
     exact = {t.name: margins_of(t) for t in tables}
     for _round in range(MAX_ROUNDS * 2):
         statuses: Statuses = {}
         for t in tables:
-            key = frozenset(forced[t.name])
+            key = frozenset(forced[t.name].items())
             if t.name not in solved or solved[t.name][0] != key:
-                solved[t.name] = (key, _solve_table(t, params, key))
+                solved[t.name] = (key, _solve_table(t, params, forced[t.name]))
             statuses[t.name] = solved[t.name][1]
         more = _linked(tables, statuses)
         if not more:
-            more = _audit(tables, statuses, earlier, params)
+            more = _audit(tables, statuses, earlier, params, recount)
             if not more:
                 return _release(tables, statuses, params)
         grew = False
-        for name, keys in more.items():
-            new = {key for key in keys if exact[name][key] > 0} - forced[name]
-            forced[name] |= new
-            grew |= bool(new)
+        for name, demands in more.items():
+            for key, level in demands.items():
+                old = forced[name].get(key)
+                if exact[name][key] <= 0 or (old is not None and level == 0):
+                    continue
+                want = max(level, old + 1) if old else level  # a level already asked for was not enough
+                if want != old:
+                    forced[name][key] = want
+                    grew = True
         if not grew:
             break
     raise ReleaseRefused(
@@ -91,7 +102,7 @@ def _identity(t: CountTable, key: tuple[str, ...]) -> tuple[str, str, frozenset[
     return t.metric, t.period, where
 
 
-def _linked(tables: list[CountTable], statuses: Statuses) -> dict[str, set[tuple[str, ...]]]:
+def _linked(tables: list[CountTable], statuses: Statuses) -> Demands:
     """Figures hidden in one table but published in another that shows the same count.
 
     Tables of one metric and period share figures (a one-way table is a margin
@@ -104,11 +115,11 @@ def _linked(tables: list[CountTable], statuses: Statuses) -> dict[str, set[tuple
         for key, st in statuses[t.name].items()
         if st in (CellStatus.PRIMARY, CellStatus.SECONDARY)
     }
-    more: dict[str, set[tuple[str, ...]]] = {}
+    more: Demands = {}
     for t in tables:
         for key, st in statuses[t.name].items():
             if st is CellStatus.PUBLISHED and _identity(t, key) in hidden:
-                more.setdefault(t.name, set()).add(key)
+                more.setdefault(t.name, {})[key] = 0
     return more
 
 
@@ -126,7 +137,7 @@ def _sticky(t: CountTable, earlier: Sequence[Figure]) -> set[tuple[str, ...]]:
 
 
 def _solve_table(
-    t: CountTable, params: SuppressionParams, forced: frozenset[tuple[str, ...]]
+    t: CountTable, params: SuppressionParams, forced: dict[tuple[str, ...], int]
 ) -> dict[tuple[str, ...], CellStatus]:
     """The status of every figure of ``t`` (cells, margins, total) after τ-Argus."""
     figures = margins_of(t)
@@ -142,7 +153,7 @@ def _solve_table(
 
 
 def _tau_argus(
-    t: CountTable, params: SuppressionParams, forced: frozenset[tuple[str, ...]]
+    t: CountTable, params: SuppressionParams, forced: dict[tuple[str, ...], int]
 ) -> set[tuple[str, ...]]:
     """Run τ-Argus's frequency rule and optimal suppression on one table; the keys it hides."""
     from pytauargus.arb import micro_arb
@@ -166,12 +177,15 @@ def _tau_argus(
         asc, rda, arb, out = (str(wd / f) for f in ("m.asc", "m.rda", "b.arb", "t.tab"))
         micro_asc_rda(columns, asc_filename=asc, rda_filename=rda)
         apriori = None
-        lines = []
-        for key in forced:
+        lines, levels = [], []
+        for key, level in sorted(forced.items()):
             if all(v == TOTAL or v in codes[i] for i, v in enumerate(key)):
-                lines.append(";".join(_TAU_TOTAL if v == TOTAL else codes[i][v] for i, v in enumerate(key)))
+                cell = ";".join(_TAU_TOTAL if v == TOTAL else codes[i][v] for i, v in enumerate(key))
+                lines.append(f"{cell};u\n")
+                if level > 0:
+                    levels.append(f"{cell};PL;{level};{level}\n")
         if lines:
-            (wd / "a.hst").write_text("".join(f"{line};u\n" for line in sorted(lines)), encoding="ascii")
+            (wd / "a.hst").write_text("".join(lines + levels), encoding="ascii")
             apriori = {"hst": [str(wd / "a.hst")], "sep": ";", "ignore_err": 0, "exp_triv": 0}
         micro_arb(
             arb_filename=arb,
@@ -213,7 +227,8 @@ def _exposed(low: int, high: float, params: SuppressionParams) -> bool:
     """Whether a count whose exact value the gate does not know may be a small one left too narrow."""
     if low >= params.threshold or high == 0:
         return False
-    need = required_margin(max(low, 1), params.protection)
+    # the count may be any small value in the range: ask for the margin of the largest of them
+    need = required_margin(int(min(high, params.threshold - 1)), params.protection)
     return not (math.isinf(high) or high - low >= 2 * need)
 
 
@@ -222,7 +237,8 @@ def _audit(
     statuses: Statuses,
     earlier: Sequence[Figure],
     params: SuppressionParams,
-) -> dict[str, set[tuple[str, ...]]]:
+    recount: Callable[[Figure], int | None] | None = None,
+) -> Demands:
     """Cells to hide in addition, per table, so that nothing small can be inferred; empty when safe."""
     new = _figures(tables, statuses)
     same = {(f.metric, f.start, f.end, f.dimensions, f.key) for f in new}
@@ -235,7 +251,7 @@ def _audit(
         # audit this release alone (the hidden figures of the same tables stay hidden)
         log.info("earlier releases disagree with the records now; auditing the release on its own")
         knowledge = Knowledge(new)
-    more: dict[str, set[tuple[str, ...]]] = {}
+    more: Demands = {}
     exact = {t.name: margins_of(t) for t in tables}
     for t in tables:
         p = parse_period(t.period)
@@ -244,12 +260,25 @@ def _audit(
                 continue
             f = Figure(t.metric, p.start, p.end, t.dimensions, key, None)
             low, high = knowledge.interval(f)
-            if not is_protected(exact[t.name][key], low, high, params.protection):
+            value = exact[t.name][key]
+            if not is_protected(value, low, high, params.protection):
                 _blame(t, key, statuses, more)
+                # and ask τ-Argus for more room above it than it gave
+                need = required_margin(value, params.protection)
+                short = max(1, int(value + need - high), 2 * need - int(high - low))
+                level = need + short
+                more.setdefault(t.name, {})[key] = level
     for f in older:
         if f.value is None:
             low, high = knowledge.interval(f)
-            if _exposed(low, high, params):
+            value = recount(f) if recount is not None else None
+            if value is None:
+                bad = _exposed(low, high, params)
+            elif 0 < value < params.threshold:
+                bad = not is_protected(value, low, high, params.protection)
+            else:
+                bad = low == high
+            if bad:
                 _cover(f, tables, statuses, more)
     for f in _derived(knowledge, tables, older):
         if knowledge.lowest(f) >= params.threshold:
@@ -279,7 +308,7 @@ def _cover(
     f: Figure,
     tables: list[CountTable],
     statuses: Statuses,
-    more: dict[str, set[tuple[str, ...]]],
+    more: Demands,
 ) -> None:
     """Hide in this release the published figures counting what ``f`` counts, over a longer period."""
     where = f.where
@@ -290,21 +319,21 @@ def _cover(
         for key, st in statuses[t.name].items():
             mine = {d: v for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL}
             if st is CellStatus.PUBLISHED and mine == where:
-                more.setdefault(t.name, set()).add(key)
+                more.setdefault(t.name, {})[key] = 0
 
 
 def _blame(
     t: CountTable,
     key: tuple[str, ...],
     statuses: Statuses,
-    more: dict[str, set[tuple[str, ...]]],
+    more: Demands,
 ) -> None:
     """A primary cell left too narrow by the other tables: hide the margins on its row and column."""
     if len(key) < 2 or TOTAL in key:
         return
     for k2 in ((key[0], TOTAL), (TOTAL, key[1])):
         if statuses[t.name].get(k2) is CellStatus.PUBLISHED:
-            more.setdefault(t.name, set()).add(k2)
+            more.setdefault(t.name, {})[k2] = 0
 
 
 def _release(
