@@ -140,18 +140,48 @@ def cross_tab(
     return dict(sorted(cells.items()))
 
 
-class ReportCache:
-    """Recent reports, keyed on the data version token (``DataVersion``).
+def data_token(session: Session) -> str | None:
+    """The data version token: it changes in every transaction that changes records."""
+    return session.execute(select(DataVersion.token).where(DataVersion.id == 1)).scalar()
 
-    Any transaction that changes records changes the token, so a cached report
-    is served only while the records behind it are unchanged; one cheap query
-    reads the token.  Bounded in size; shared by the threads of one process.
+
+class VersionedCache:
+    """A bounded LRU of values computed from the records, valid for one data version token.
+
+    Any transaction that changes records changes the token (``DataVersion``), so
+    a key that includes the token is never served after the records behind it
+    changed; stale entries simply age out.  Shared by the threads of one process.
     """
 
     def __init__(self, size: int = 512):
         self.size = size
-        self._items: OrderedDict[tuple[Any, ...], Report] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Any | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class ReportCache(VersionedCache):
+    """Recent reports, keyed on the database, the data version token and the question asked.
+
+    One cheap query reads the token; a caller that asks several reports in one
+    request reads it once and passes it as ``token``.
+    """
 
     def report(
         self,
@@ -159,9 +189,11 @@ class ReportCache:
         period: Period,
         metric_keys: Sequence[str] | None = None,
         by: Iterable[str] = (),
+        token: str | None = None,
     ) -> Report:
         dims = check_dimensions(by)
-        token = session.execute(select(DataVersion.token).where(DataVersion.id == 1)).scalar()
+        if token is None:
+            token = data_token(session)
         key = (
             str(session.get_bind().url),
             token,
@@ -170,17 +202,12 @@ class ReportCache:
             tuple(metric_keys or ()),
             tuple(dims),
         )
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
+        hit = self.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
         fresh = compute_report(session, period, metric_keys, dims)
         if token is not None:
-            with self._lock:
-                self._items[key] = fresh
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+            self.put(key, fresh)
         return fresh
 
 

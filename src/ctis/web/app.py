@@ -8,17 +8,24 @@ security headers of every answer.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ctis import __version__, records
 from ctis.security.permissions import Forbidden
@@ -34,10 +41,93 @@ CSP = (
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; object-src 'none'"
 )
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
 
 
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
+
+
+class GuardMiddleware:
+    """Body-size limit, the request's language, and the security headers of every answer.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` runs each request in an extra task with memory
+    streams between the two, which cost about a millisecond per request under
+    load (``benchmarks/api_load.py``).
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY):
+            too_large = JSONResponse(
+                {"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413
+            )
+            await too_large(scope, receive, self._secure(send, scope["path"]))
+            return
+        cookies = _cookies(headers)
+        lang = i18n.negotiate(headers.get("accept-language"), cookies.get(LANG_COOKIE))
+        token = i18n.set_language(lang)
+        digits = i18n.khmer_digits.set(cookies.get("ctis_digits") == "km")
+        slots: asyncio.Semaphore | None = getattr(scope["app"].state, "slots", None)
+        try:
+            if slots is None or scope["path"].startswith("/static/"):
+                await self.app(scope, receive, self._secure(send, scope["path"]))
+            else:
+                async with slots:
+                    await self.app(scope, receive, self._secure(send, scope["path"]))
+        finally:
+            i18n.current_lang.reset(token)
+            i18n.khmer_digits.reset(digits)
+
+    @staticmethod
+    def _secure(send: Send, path: str) -> Send:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS:
+                    out[name] = value
+                if not path.startswith("/static/"):
+                    out["Cache-Control"] = "no-store"
+            await send(message)
+
+        return send_with_headers
+
+
+def _cookies(headers: Headers) -> dict[str, str]:
+    raw = headers.get("cookie")
+    return cookie_parser(raw) if raw else {}
+
+
+#: Requests the application works on at once, per worker process; the others wait their turn
+#: in arrival order (in the event loop, at no cost).  Why a bound: each request holds a pooled
+#: database connection across several thread hops (the session dependency, the identity, the
+#: handler), so with more requests in flight than connections, threads block on the pool while
+#: the requests holding connections wait for a thread: a deadlock until the pool times out.
+#: And with the GIL, dozens of threads competing for one core make every request wait for the
+#: others' time slices.  A small bound answers sooner under load (docs/benchmarks-api.md).
+CONCURRENCY = max(1, int(os.environ.get("CTIS_CONCURRENCY", "8")))
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Enough threads for every admitted request plus static files; never more than needed.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = CONCURRENCY + 4
+    app.state.slots = asyncio.Semaphore(CONCURRENCY)
+    yield
 
 
 def create_app(engine: Engine | None = None, secure_cookies: bool | None = None) -> FastAPI:
@@ -45,9 +135,10 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     if secure_cookies is None:
         secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
-    from ctis.web import api, pages
+    from ctis.web import allegations, api, pages
 
     app = FastAPI(
+        lifespan=_lifespan,
         title="CTIS API",
         version=__version__,
         description="Counter-Trafficking Information System. Figures come from the metric registry; "
@@ -61,29 +152,10 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     app.state.limiter = sign_in_limiter()
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(allegations.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
-        lang = i18n.negotiate(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
-        token = i18n.set_language(lang)
-        digits = i18n.khmer_digits.set(request.cookies.get("ctis_digits") == "km")
-        try:
-            response: Response = await call_next(request)
-        finally:
-            i18n.current_lang.reset(token)
-            i18n.khmer_digits.reset(digits)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        if not request.url.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(GuardMiddleware)
 
     def problem(request: Request, status: int, detail: str, **extra: Any) -> Response:
         if _wants_html(request) and status in {403, 404, 409, 422}:

@@ -16,6 +16,7 @@ from urllib.parse import quote as _quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -27,7 +28,7 @@ from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS
 from ctis.domain.values import country_label, value_set
 from ctis.metrics import METRICS, drill_down
 from ctis.metrics.registry import DIMENSIONS
-from ctis.metrics.report import report_cache
+from ctis.metrics.report import VersionedCache, data_token, report_cache
 from ctis.security.permissions import READ, WRITE, Permission, authorize, can
 from ctis.storage.models import (
     MODELS,
@@ -359,12 +360,32 @@ def _period_or_error(value: str) -> Period:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = None) -> HTMLResponse:
     authorize(who.actor, Permission.REPORTS_READ)
-    p = _period_or_error(period or _default_period(db))
-    rep = report_cache.report(db, p, None, [d for d, _m, _t in DASHBOARD_CHARTS])
+    token = data_token(db)
+    lang = i18n.current_lang.get()
+    key = (str(db.get_bind().url), token, period, lang, i18n.khmer_digits.get())
+    cached = _dashboard_panels.get(key) if token is not None else None
+    if cached is None:
+        p = _period_or_error(period or _default_period(db))
+        # Rendered by the autoescaping page environment, so already safe HTML.
+        cached = (p, Markup(_dashboard_panel(db, p, token, lang)))  # noqa: S704
+        if token is not None:
+            _dashboard_panels.put(key, cached)
+    p, panel = cached
+    return render(request, "dashboard.html", who, period=p, panel=panel)
+
+
+#: Rendered dashboard panels by (database, data version, period asked, language, digits).
+#: The panel is the same for everyone who may read reports (all figures, all agencies;
+#: drill-downs filter by scope), so one rendering serves every user until the records change.
+_dashboard_panels = VersionedCache(size=128)
+
+
+def _dashboard_panel(db: Session, p: Period, token: str | None, lang: str) -> str:
+    rep = report_cache.report(db, p, None, [d for d, _m, _t in DASHBOARD_CHARTS], token=token)
     agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
     trend = []
     for month in months(p):
-        m = report_cache.report(db, month, ["cases_cracked_down", "victims_rescued"]).metrics
+        m = report_cache.report(db, month, ["cases_cracked_down", "victims_rescued"], token=token).metrics
         trend.append(
             {"label": month.label, "cases": m["cases_cracked_down"], "victims": m["victims_rescued"]}
         )
@@ -378,7 +399,7 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
         charts.append(
             {
                 "id": f"chart-{dim}",
-                "title": i18n.gettext(i18n.current_lang.get(), title),
+                "title": i18n.gettext(lang, title),
                 "dimension": dim,
                 "metric": key,
                 "rows": [{"code": c, "label": value_label(dim, c, agencies), "count": n} for c, n in ordered],
@@ -389,14 +410,11 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
         "charts": charts,
         "period": p.label,
         "labels": {
-            "cases": i18n.gettext(i18n.current_lang.get(), i18n.N_("Cases cracked down")),
-            "victims": i18n.gettext(i18n.current_lang.get(), i18n.N_("Victims rescued")),
+            "cases": i18n.gettext(lang, i18n.N_("Cases cracked down")),
+            "victims": i18n.gettext(lang, i18n.N_("Victims rescued")),
         },
     }
-    return render(
-        request,
-        "dashboard.html",
-        who,
+    return templates.env.get_template("_dashboard_panel.html").render(
         period=p,
         report=rep,
         metrics=METRICS,
@@ -404,6 +422,9 @@ def dashboard(request: Request, db: DB, who: PageIdentity, period: str | None = 
         trend=trend,
         chart_json=_script_json(chart_data),
         choices=period_choices(db),
+        lang=lang,
+        path="/dashboard",
+        field_label=field_label,
     )
 
 
