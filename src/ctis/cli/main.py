@@ -274,6 +274,30 @@ def export(
 
 
 @app.command()
+def standard(
+    layout: Annotated[str, typer.Argument(help="ctdc, tip or glotip")],
+    period: Annotated[str, typer.Option(help="TIP2024 for tip; any period for ctdc and glotip")],
+    format: Annotated[FileFormat, typer.Option(help="csv (+ .notes.csv) or xlsx")] = FileFormat.csv,
+    out: Annotated[Path | None, typer.Option(help="File to write (default: ctis-LAYOUT-PERIOD.FMT).")] = None,
+    threshold: Annotated[int, typer.Option(help="Smallest count published; k of the CTDC rows.")] = 10,
+    exact: Annotated[bool, typer.Option(help="Exact counts for official use (reports:export).")] = False,
+    user: Annotated[str | None, typer.Option(help="Act as this account (default: the operator).")] = None,
+) -> None:
+    """Standard exports: CTDC victim rows, US TIP report tables, UNODC GLOTIP tables (audited)."""
+    from ctis.exports.command import ExportError, cli_actor, print_summary, run_export
+
+    try:
+        eng = services.engine()
+        actor = cli_actor(eng, user, f"cli:{getpass.getuser()}")
+        outcome = run_export(
+            eng, actor, layout, period, fmt=format.value, out=out, threshold=threshold, exact=exact
+        )
+    except ExportError as exc:
+        fail(str(exc), exc.code)
+    print_summary(outcome, console, err)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
