@@ -135,7 +135,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     if secure_cookies is None:
         secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
-    from ctis.web import allegations, api, pages
+    from ctis.web import allegations, api, claims, pages
 
     app = FastAPI(
         lifespan=_lifespan,
@@ -152,6 +152,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     app.state.limiter = sign_in_limiter()
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(claims.router)
     app.include_router(allegations.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
