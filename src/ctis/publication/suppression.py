@@ -39,6 +39,7 @@ from ctis.publication.gate import (
     workdir,
 )
 from ctis.publication.inference import Knowledge, is_protected, required_margin
+from ctis.publication.lp import System, interval
 from ctis.publication.tables import CountTable
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ def suppress(
             statuses[t.name] = solved[t.name][1]
         more = _linked(tables, statuses)
         if not more:
-            more = _audit(tables, statuses, earlier, params, recount)
-            if not more:
+            more, exposed = _audit(tables, statuses, earlier, params, recount, forced)
+            if not exposed:
                 return _release(tables, statuses, params)
         grew = False
         for name, demands in more.items():
@@ -211,9 +212,7 @@ def _tau_argus(
         shutil.rmtree(wd, ignore_errors=True)
 
 
-def _figures(
-    tables: list[CountTable], statuses: Statuses
-) -> list[Figure]:
+def _figures(tables: list[CountTable], statuses: Statuses) -> list[Figure]:
     out = []
     for t in tables:
         p = parse_period(t.period)
@@ -232,14 +231,31 @@ def _exposed(low: int, high: float, params: SuppressionParams) -> bool:
     return not (math.isinf(high) or high - low >= 2 * need)
 
 
+def _shortfall(value: int, low: int, high: float, params: SuppressionParams, *, known: bool = True) -> int:
+    """How much wider a hidden small count's interval must grow (0: wide enough).
+
+    With ``known`` False the value is the caller's best estimate (a count now,
+    for a figure of an earlier release) and the interval need not contain it.
+    """
+    if not 0 < value < params.threshold:
+        return 1 if low == high and known else 0
+    if known and is_protected(value, low, high, params.protection):
+        return 0
+    need = required_margin(value, params.protection)
+    gap = max(int(min(high, 10**9) - value) * -1 + need, 2 * need - int(min(high, 10**9) - low))
+    return max(0, gap) if not known else max(1, gap)
+
+
 def _audit(
     tables: list[CountTable],
     statuses: Statuses,
     earlier: Sequence[Figure],
     params: SuppressionParams,
     recount: Callable[[Figure], int | None] | None = None,
-) -> Demands:
-    """Cells to hide in addition, per table, so that nothing small can be inferred; empty when safe."""
+    forced: Demands | None = None,
+) -> tuple[Demands, int]:
+    """Figures to hide or protect further, per table, and how many counts were found exposed."""
+    forced = forced or {}
     new = _figures(tables, statuses)
     same = {(f.metric, f.start, f.end, f.dimensions, f.key) for f in new}
     older = [f for f in earlier if (f.metric, f.start, f.end, f.dimensions, f.key) not in same]
@@ -252,41 +268,118 @@ def _audit(
         log.info("earlier releases disagree with the records now; auditing the release on its own")
         knowledge = Knowledge(new)
     more: Demands = {}
+    exposed = 0
     exact = {t.name: margins_of(t) for t in tables}
+
+    def protect_more(name: str, key: tuple[str, ...], value: int, short: int) -> None:
+        level = max(forced.get(name, {}).get(key, 0), required_margin(value, params.protection)) + short
+        more.setdefault(name, {})[key] = max(level, more.get(name, {}).get(key, 0))
+
     for t in tables:
         p = parse_period(t.period)
         for key, st in statuses[t.name].items():
             if st is not CellStatus.PRIMARY:
                 continue
-            f = Figure(t.metric, p.start, p.end, t.dimensions, key, None)
-            low, high = knowledge.interval(f)
+            low, high = knowledge.interval(Figure(t.metric, p.start, p.end, t.dimensions, key, None))
             value = exact[t.name][key]
-            if not is_protected(value, low, high, params.protection):
+            short = _shortfall(value, low, high, params)
+            if short:
+                exposed += 1
                 _blame(t, key, statuses, more)
-                # and ask τ-Argus for more room above it than it gave
-                need = required_margin(value, params.protection)
-                short = max(1, int(value + need - high), 2 * need - int(high - low))
-                level = need + short
-                more.setdefault(t.name, {})[key] = level
+                protect_more(t.name, key, value, short)  # and ask τ-Argus for more room around it
     for f in older:
         if f.value is None:
             low, high = knowledge.interval(f)
             value = recount(f) if recount is not None else None
-            if value is None:
-                bad = _exposed(low, high, params)
-            elif 0 < value < params.threshold:
-                bad = not is_protected(value, low, high, params.protection)
-            else:
-                bad = low == high
+            bad = _exposed(low, high, params) if value is None else _shortfall(value, low, high, params) > 0
             if bad:
-                _cover(f, tables, statuses, more)
+                exposed += 1
+                for name, key in _cover(f, tables, statuses, more):
+                    protect_more(name, key, exact[name][key], 1)
     for f in _derived(knowledge, tables, older):
         if knowledge.lowest(f) >= params.threshold:
             continue  # any value it can take could be published anyway
         low, high = knowledge.interval(f)
         if _exposed(low, high, params):
-            _cover(f, tables, statuses, more)
-    return more
+            exposed += 1
+            for name, key in _cover(f, tables, statuses, more):
+                protect_more(name, key, exact[name][key], 1)
+    for name, key, value, short in _twins(tables, statuses, earlier, params, recount):
+        exposed += 1
+        protect_more(name, key, value, short)
+    return more, exposed
+
+
+def _twins(
+    tables: list[CountTable],
+    statuses: Statuses,
+    earlier: Sequence[Figure],
+    params: SuppressionParams,
+    recount: Callable[[Figure], int | None] | None,
+) -> list[tuple[str, tuple[str, ...], int, int]]:
+    """A table published again after records were added: audit the two versions side by side.
+
+    An attacker who assumes records were only added (each cell grew by 0 or
+    more, by the growth of the total in all) combines the two versions; hidden
+    small cells of either must survive that.  Returns (table, key, value,
+    shortfall) for each hidden cell of the new table that needs more protection.
+    """
+    out = []
+    for t in tables:
+        p = parse_period(t.period)
+        twin = [
+            f
+            for f in earlier
+            if (f.metric, f.start, f.end, f.dimensions) == (t.metric, p.start, p.end, t.dimensions)
+        ]
+        figures = margins_of(t)
+        grand = (TOTAL,) * len(t.dimensions)
+        old_total = next((f.value for f in twin if f.key == grand), None)
+        if not twin or not t.dimensions or old_total is None or t.total < old_total:
+            continue
+        growth = t.total - old_total
+        keys = list(t.cells)
+        system = System(2 * len(keys))
+
+        def terms(key: tuple[str, ...], offset: int, keys: list[tuple[str, ...]] = keys) -> dict[int, float]:
+            return {
+                offset + i: 1.0
+                for i, cell in enumerate(keys)
+                if all(v in (TOTAL, c) for v, c in zip(key, cell, strict=True))
+            }
+
+        alone = System(len(keys))  # what the earlier version told by itself
+        for f in twin:
+            for sys_ in (system, alone):
+                if f.value is None:
+                    sys_.between(terms(f.key, 0), 1, math.inf)
+                else:
+                    sys_.equal(terms(f.key, 0), f.value)
+        for key, st in statuses[t.name].items():
+            if st in (CellStatus.PRIMARY, CellStatus.SECONDARY):
+                system.between(terms(key, len(keys)), 1, math.inf)
+            else:
+                system.equal(terms(key, len(keys)), figures[key])
+        for i in range(len(keys)):
+            system.between({len(keys) + i: 1.0, i: -1.0}, 0, growth)
+        system.equal(
+            {**{len(keys) + i: 1.0 for i in range(len(keys))}, **{i: -1.0 for i in range(len(keys))}}, growth
+        )
+        for key, st in statuses[t.name].items():
+            if st not in (CellStatus.PRIMARY, CellStatus.SECONDARY):
+                continue
+            value = figures[key]
+            if not 0 < value < params.threshold:
+                continue  # a large hidden cell pinned tells where records were added, as exact counts would
+            for offset, known in ((len(keys), True), (0, False)):  # the new version, then the old
+                low, high = interval(system, terms(key, offset))
+                short = _shortfall(value, low, high, params, known=known)
+                if short and not known and (low, high) == interval(alone, terms(key, 0)):
+                    short = 0  # the earlier release alone said as much: this one adds nothing
+                if short:
+                    out.append((t.name, key, value, short))
+                    break
+    return out
 
 
 def _derived(knowledge: Knowledge, tables: list[CountTable], older: Sequence[Figure]) -> list[Figure]:
@@ -309,17 +402,26 @@ def _cover(
     tables: list[CountTable],
     statuses: Statuses,
     more: Demands,
-) -> None:
-    """Hide in this release the published figures counting what ``f`` counts, over a longer period."""
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Hide in this release the published figures counting what ``f`` counts, over a longer period.
+
+    Returns the ones already hidden: those need more protection instead.
+    """
     where = f.where
+    hidden = []
     for t in tables:
         p = parse_period(t.period)
         if t.metric != f.metric or not (p.start <= f.start and f.end <= p.end):
             continue
         for key, st in statuses[t.name].items():
             mine = {d: v for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL}
-            if st is CellStatus.PUBLISHED and mine == where:
+            if mine != where:
+                continue
+            if st is CellStatus.PUBLISHED:
                 more.setdefault(t.name, {})[key] = 0
+            else:
+                hidden.append((t.name, key))
+    return hidden
 
 
 def _blame(
