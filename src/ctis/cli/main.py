@@ -339,6 +339,53 @@ def serve(
     )
 
 
+@app.command()
+def publish(
+    metric: Annotated[list[str] | None, typer.Option(help="Metric key (repeatable).")] = None,
+    period: Annotated[list[str] | None, typer.Option(help="Period (repeatable): 2024-H1, 2024-Q1.")] = None,
+    by: Annotated[list[str] | None, typer.Option(help="Breakdown (repeatable); a:b crosses two.")] = None,
+    method: Annotated[str, typer.Option(help="suppression or dp")] = "suppression",
+    threshold: Annotated[int, typer.Option(help="Suppression: smallest count published.")] = 10,
+    epsilon: Annotated[float, typer.Option(help="dp: the ε this release spends.")] = 1.0,
+    note: Annotated[str, typer.Option(help="A note kept with the release.")] = "",
+    list_: Annotated[bool, typer.Option("--list", help="List the releases and the ε ledger.")] = False,
+) -> None:
+    """Create a public release through the release gate (suppression or differential privacy; audited)."""
+    from ctis.publication import releases
+    from ctis.security.permissions import Actor
+
+    with Session(services.engine()) as session:
+        if list_:
+            table = Table("version", "created", "by", "method", "parameters", "ε", "note")
+            for r in releases.list_releases(session):
+                d = releases.describe(r)
+                table.add_row(str(r.version), str(d["created_at"]), r.created_by, r.method,
+                              json.dumps(d["parameters"]), f"{r.epsilon:g}", r.note or "")  # fmt: skip
+            console.print(table)
+            console.print(f"ε spent {releases.spent_epsilon(session):g} of {releases.privacy_budget():g}.")
+            return
+        actor = Actor(0, f"cli:{getpass.getuser()}", "administrator", agency_id=None, scope="all")
+        request = releases.ReleaseRequest(metric or [], period or [], by or [], method, threshold, epsilon)
+        request.note = note
+        try:
+            with session.begin():
+                release = releases.create_release(session, actor, request)
+                figures = releases.public_figures(session, release)
+                version, how = release.version, release.method
+        except releases.ReleaseRefused as exc:
+            fail(f"release refused: {exc.reason}")
+        except (ValueError, KeyError) as exc:
+            fail(str(exc).strip("'\""))
+    table = Table("table", "breakdown", "value", "published")
+    for f in figures:
+        key = " × ".join(f.key) if f.key else "total"
+        shown = "" if f.value is None else str(f.value)
+        table.add_row(f.table, key.replace("*", "all"), shown, f.status)
+    console.print(table)
+    hidden = sum(1 for f in figures if f.value is None)
+    console.print(f"Release {version} ({how}): {len(figures)} figures, {hidden} suppressed.")
+
+
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
