@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 
 from ctis.domain.periods import parse_period
@@ -45,6 +47,8 @@ from ctis.publication.tables import CountTable
 log = logging.getLogger(__name__)
 
 _TAU_TOTAL = "Total"
+#: Longest one table's suppression may take before the release fails
+SOLVER_SECONDS = 120
 Statuses = dict[str, dict[tuple[str, ...], CellStatus]]
 #: per table, figures to hide and the protection level to ask of τ-Argus for each (0: its own rule)
 Demands = dict[str, dict[tuple[str, ...], int]]
@@ -158,7 +162,6 @@ def _tau_argus(
 ) -> set[tuple[str, ...]]:
     """Run τ-Argus's frequency rule and optimal suppression on one table; the keys it hides."""
     from pytauargus.arb import micro_arb
-    from pytauargus.engine import run_batch
     from pytauargus.micro import micro_asc_rda
     from pytauargus.result import TableResult
 
@@ -201,7 +204,24 @@ def _tau_argus(
             output_options="SO+",
             apriori=apriori,
         )
-        run_batch(arb)
+        # The native solver writes its logs and LP files into the working directory, and those
+        # hold exact counts: run the batch in a child process inside the private directory.
+        done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pytauargus.engine import run_batch; run_batch(sys.argv[1])",
+                arb,
+            ],
+            cwd=wd,
+            capture_output=True,
+            text=True,
+            timeout=SOLVER_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"τ-Argus failed: {tail[0]}")
         result = TableResult(path=out, exp_vars=names, response="n", is_freq=False)
         hidden = set()
         for row in result.rows:
