@@ -9,13 +9,14 @@ state must carry the session's CSRF token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ctis import accounts
 from ctis.security.permissions import Actor
@@ -30,9 +31,28 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with Session(get_engine(request), expire_on_commit=False) as session, session.begin():
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: commit when the handler returns, roll back on any error.
+
+    An async generator on purpose: opening a session does no I/O (the transaction
+    begins at the first statement, in the handler's thread), so only the end of
+    the unit of work needs a thread of its own; a sync generator would cost two
+    extra thread hops per request.
+    """
+    session = Session(get_engine(request), expire_on_commit=False)
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(session.close)  # rolls back what the request began
+        raise
+    await run_in_threadpool(_commit_and_close, session)
+
+
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
 
 
 # "function" scope: commit before the answer leaves, so a client that follows a redirect
