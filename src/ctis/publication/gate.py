@@ -204,9 +204,10 @@ def protect(
     release with them reveals no hidden count.  ``recount``, when the caller can
     give it, returns the exact count of an earlier hidden figure (releases keep
     none): with it an earlier small cell is held to the same protection margin
-    as a new one; without it the audit assumes the worst small value.  DP needs only the ε already spent,
-    which travels in :class:`DpParams`.  Raises ``ValueError`` for malformed input
-    (an empty release, a table whose keys do not match its dimensions).
+    as a new one; without it the audit assumes the worst small value.  DP needs
+    only the ε already spent, which travels in :class:`DpParams`.  Raises
+    ``ValueError`` for malformed input (an empty release, a table whose keys do
+    not match its dimensions).
     """
     method = Method(method)
     if not tables:
