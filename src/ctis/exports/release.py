@@ -178,10 +178,10 @@ def apply_gate(
     With suppression, a table whose total is itself below the threshold would
     make the gate refuse the whole release; such a table is left out instead and
     named in the notes, so that one rare figure does not block the other
-    twenty; for the same reason a release the gate refuses as a whole is cut
-    down to the tables it accepts (:func:`_protect_what_can_be`).  Otherwise
-    :class:`~ctis.publication.gate.ReleaseRefused` propagates: the caller says
-    why and writes nothing.
+    twenty; for the same reason suppression runs metric by metric and keeps the
+    tables the gate accepts (:func:`_protect_what_can_be`).  With differential
+    privacy :class:`~ctis.publication.gate.ReleaseRefused` (a spent budget)
+    propagates: the caller says why and writes nothing.
     """
     if exact:
         return Gated([exact_table(t) for t in tables], "exact", {})
@@ -196,29 +196,29 @@ def apply_gate(
         kept = [t for t in tables if t not in small]
     if not kept:
         return Gated([], method.value, params.as_dict(), withheld)
-    try:
-        release = protect(kept, method, params, earlier=earlier)
-    except ReleaseRefused:
-        if not isinstance(params, SuppressionParams):
-            raise  # a privacy budget does not get better by splitting the release
+    if isinstance(params, SuppressionParams):
         published, refused = _protect_what_can_be(kept, params, earlier)
         withheld += [
             (t.name, "the gate could not protect it together with the other tables") for t in refused
         ]
         return Gated(published, method.value, params.as_dict(), withheld)
+    # differential privacy: one release, whose epsilon the gate splits between its tables
+    release = protect(kept, method, params, earlier=earlier)
     return Gated(release.tables, method.value, release.parameters, withheld, release.epsilon)
 
 
 def _protect_what_can_be(
     tables: Sequence[CountTable], params: SuppressionParams, earlier: Sequence[Figure]
 ) -> tuple[list[ProtectedTable], list[CountTable]]:
-    """When the gate refuses the whole release, publish the largest set of tables it accepts.
+    """Suppress metric by metric, leaving out a table the gate cannot protect with the others.
 
-    The gate audits what a release reveals metric by metric (a hidden count can
-    be recovered only from other figures of the same metric), so each metric's
-    tables are protected on their own, and within a metric the gate refuses,
-    tables are added one at a time and a table that makes it refuse is left
-    out.  Leaving a table out reveals nothing: it is simply not published.
+    The gate's audit links a hidden count only to other figures of the same
+    metric (this release's and earlier ones'), so protecting each metric's
+    tables in a call of their own gives the same guarantee as one call for all
+    of them, runs in a fraction of the time (one TIP year on the demo: about
+    30 s instead of over 100 s) and lets one awkward metric fail alone.  Within
+    a metric the gate refuses, tables are added one at a time and a table that
+    makes it refuse is left out; leaving a table out reveals nothing.
     """
     groups: dict[str, list[CountTable]] = {}
     for t in tables:
