@@ -309,8 +309,15 @@ def serve(
 
     import uvicorn
 
+    from ctis.security.ratelimit import shared_store_url
     from ctis.web.app import create_app
 
+    if workers > 1 and not shared_store_url():
+        fail(
+            "several workers need CTIS_REDIS_URL (e.g. redis://127.0.0.1:6379/0) so that they share "
+            "the sign-in rate limits; without it each worker would allow the limit again",
+            2,
+        )
     services.init_database()
     path = services.demo_accounts_path()
     console.print(f"CTIS is running at [bold]http://{host}:{port}/[/bold]  (API docs: /api/docs)")
@@ -319,7 +326,7 @@ def serve(
         console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
     if secure_cookies:
         os.environ["CTIS_SECURE_COOKIES"] = "1"
-    if workers > 1:  # each worker builds its own app (and its own sign-in limiter and report cache)
+    if workers > 1:  # each worker builds its own app and report cache; sign-in limits are in Redis
         uvicorn.run(
             "ctis.web.app:create_app",
             factory=True,

@@ -1,13 +1,18 @@
 """Sign-in rate limits: per account, per address and overall.
 
-A sliding window of recent failures in memory.  One process serves the
-embedded deployment; a multi-process deployment would put the same windows in
-Redis, behind the same :class:`RateLimiter` interface.
+A sliding window of recent failures per key.  One process serves the embedded
+deployment and keeps the windows in memory (:class:`RateLimiter`).  Several
+worker processes must share them, or an attacker gets the limit once per
+worker: with ``CTIS_REDIS_URL`` set, the windows live in Redis sorted sets
+(:class:`RedisRateLimiter`, same interface), and ``ctis serve --workers N``
+refuses to start several workers without it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -59,11 +64,73 @@ class RateLimiter:
             self._hits.pop((scope, key), None)
 
 
+class RedisRateLimiter(RateLimiter):
+    """The same windows in Redis, shared by every worker process (and every server) using it.
+
+    One sorted set per (scope, key), scored by the time of each failure; old
+    entries are trimmed on every look, and each set expires after its window so
+    Redis keeps nothing for a key that stopped failing.  Redis's clock is the
+    reference (``TIME``), so servers with drifting clocks still agree.
+    """
+
+    def __init__(self, limits: dict[str, Limit], url: str, prefix: str = "ctis:signin"):
+        import redis
+
+        super().__init__(limits)
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def _key(self, scope: str, key: str) -> str:
+        return f"{self.prefix}:{scope}:{key}"
+
+    def _redis_now(self) -> float:
+        seconds, micros = self._redis.time()
+        return float(seconds) + micros / 1_000_000
+
+    def retry_after(self, keys: dict[str, str]) -> int:
+        now = self._redis_now()
+        pipe = self._redis.pipeline()
+        for scope, key in keys.items():
+            name = self._key(scope, key)
+            pipe.zremrangebyscore(name, "-inf", now - self.limits[scope].seconds)
+            pipe.zrange(name, 0, 0, withscores=True)
+            pipe.zcard(name)
+        answers = pipe.execute()
+        wait = 0.0
+        for i, scope in enumerate(keys):
+            oldest, count = answers[3 * i + 1], answers[3 * i + 2]
+            limit = self.limits[scope]
+            if count >= limit.attempts and oldest:
+                wait = max(wait, oldest[0][1] + limit.seconds - now)
+        return math.ceil(wait) if wait > 0 else 0
+
+    def hit(self, keys: dict[str, str]) -> None:
+        now = self._redis_now()
+        pipe = self._redis.pipeline()
+        for scope, key in keys.items():
+            name = self._key(scope, key)
+            pipe.zadd(name, {f"{now:.6f}:{secrets.token_hex(4)}": now})
+            pipe.expire(name, math.ceil(self.limits[scope].seconds))
+        pipe.execute()
+
+    def reset(self, scope: str, key: str) -> None:
+        self._redis.delete(self._key(scope, key))
+
+
+SIGN_IN_LIMITS = {
+    "account": Limit(5, 15 * 60),  # failures per account in 15 minutes
+    "address": Limit(20, 15 * 60),  # failures per client address in 15 minutes
+    "global": Limit(300, 60),  # failures across the service per minute
+}
+
+
+def shared_store_url() -> str | None:
+    """Where several processes keep their shared sign-in windows (``CTIS_REDIS_URL``), if anywhere."""
+    return os.environ.get("CTIS_REDIS_URL") or None
+
+
 def sign_in_limiter() -> RateLimiter:
-    return RateLimiter(
-        {
-            "account": Limit(5, 15 * 60),  # failures per account in 15 minutes
-            "address": Limit(20, 15 * 60),  # failures per client address in 15 minutes
-            "global": Limit(300, 60),  # failures across the service per minute
-        }
-    )
+    url = shared_store_url()
+    if url:
+        return RedisRateLimiter(SIGN_IN_LIMITS, url)
+    return RateLimiter(SIGN_IN_LIMITS)
