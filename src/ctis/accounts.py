@@ -122,10 +122,15 @@ def start_session(session: Session, user: User, address: str | None) -> tuple[st
 def load_session(session: Session, secret: str | None, touch: bool = True) -> SessionInfo | None:
     if not secret:
         return None
-    row = session.get(WebSession, _sha(secret))
-    if row is None:
+    # One statement for the session and its account: this runs on every page view.
+    found = session.execute(
+        select(WebSession, User)
+        .outerjoin(User, User.id == WebSession.user_id)
+        .where(WebSession.id_hash == _sha(secret))
+    ).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
+    row, user = found
     now = utcnow()
     if (
         user is None
@@ -166,10 +171,17 @@ def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str
 def user_for_token(session: Session, secret: str) -> User | None:
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha(secret)))
-    if token is None or token.revoked_at is not None:
+    # One statement for the token and its account: this runs on every API call.
+    found = session.execute(
+        select(ApiToken, User)
+        .outerjoin(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _sha(secret))
+    ).first()
+    if found is None:
         return None
-    user = session.get(User, token.user_id)
+    token, user = found
+    if token.revoked_at is not None:
+        return None
     if user is None or not user.is_active:
         return None
     now = utcnow()
