@@ -22,7 +22,7 @@ from ctis.exports.ctdc import k_anonymise
 from ctis.exports.output import write_ctdc, write_tables
 from ctis.exports.release import OTHER, TableExport
 from ctis.metrics import registry
-from ctis.metrics.report import compute_report
+from ctis.metrics.report import compute_report, drill_down
 from ctis.publication.gate import TOTAL
 from ctis.security.permissions import SYSTEM, Actor, Forbidden
 from ctis.storage.models import AuditEntry, Victim
@@ -155,6 +155,15 @@ def test_tip_exact_tables_equal_the_registry(demo: Session) -> None:
     assert "investigations" in by_name and by_name["investigations"].dimensions == ("exploitation_form",)
     assert "sentences-fine-only-sex" in by_name
     assert "EXACT" in result.protection()
+    # the new breakdowns drill down to the same records, the suspects' one through their case
+    arrests = by_name["arrests-sex"]
+    for form in ("labour", "unspecified", "unknown"):
+        _, ids = drill_down(demo, "suspects_arrested", period, "exploitation_form", form)
+        assert len(ids) == arrests.cells[(form, TOTAL)].value, form
+    _, ids = drill_down(demo, "victims_rescued", period, "age_group", "child")
+    assert (
+        len(ids) == compute_report(demo, period, ["victims_rescued_minor"]).metrics["victims_rescued_minor"]
+    )
 
 
 def test_glotip_exact_tables_equal_the_registry(demo: Session) -> None:
