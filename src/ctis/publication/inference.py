@@ -114,6 +114,9 @@ class Knowledge:
                 self.groups[(metric, ds)] = g
                 offset += g.size()
         self.system = System(offset)
+        self._memo: dict[tuple[int, ...], tuple[int, float]] = {}
+        #: a lower bound at least this large ends the search (set by the gate to its threshold)
+        self.enough = math.inf
         for f in self.figures:
             terms = self.terms(f)
             if terms is None:
@@ -153,16 +156,30 @@ class Knowledge:
         return out
 
     def interval(self, f: Figure) -> tuple[int, float]:
-        """Smallest and largest value the figure's count can take given everything published."""
+        """Smallest and largest value the figure's count can take given everything published.
+
+        Remembered per count, not per table: a one-way table's cell and the
+        cross-table's margin are the same count and cost one pair of solves.
+        """
         terms = self.terms(f)
         if not terms:
             return (0, 0) if terms == {} else (0, math.inf)
-        return interval(self.system, terms)
+        memo = tuple(sorted(terms))
+        if memo not in self._memo:
+            self._memo[memo] = interval(self.system, terms)
+        return self._memo[memo]
 
     def lowest(self, f: Figure) -> int:
         """The smallest value the figure's count can take given everything published."""
         terms = self.terms(f)
-        return lowest(self.system, terms) if terms else 0
+        if not terms:
+            return 0
+        if tuple(sorted(terms)) in self._memo:
+            return self._memo[tuple(sorted(terms))][0]
+        # the LP relaxation's minimum is never above the whole-number one, and much cheaper:
+        # when it already reaches the threshold, so does the exact one
+        relaxed = lowest(self.system, terms, integer=False)
+        return relaxed if relaxed >= self.enough else lowest(self.system, terms)
 
     def segments(self, metric: str) -> list[tuple[date, date]]:
         g = next((g for (m, _d), g in self.groups.items() if m == metric), None)

@@ -287,6 +287,7 @@ def _audit(
         # audit this release alone (the hidden figures of the same tables stay hidden)
         log.info("earlier releases disagree with the records now; auditing the release on its own")
         knowledge = Knowledge(new)
+    knowledge.enough = params.threshold
     more: Demands = {}
     exposed = 0
     exact = {t.name: margins_of(t) for t in tables}
