@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ctis.domain.periods import Period, parse_period
@@ -234,6 +234,9 @@ def create_release(session: Session, actor: Actor, request: ReleaseRequest) -> R
     """
     authorize(actor, Permission.RELEASES_PUBLISH)
     periods, breakdowns = request.check()
+    if session.get_bind().dialect.name == "postgresql":
+        # one release at a time: the ε ledger and the version number are read, then written
+        session.execute(text("LOCK TABLE releases IN EXCLUSIVE MODE"))
     params = request.params(spent_epsilon(session))
     tables = build_tables(session, request.metrics, periods, breakdowns)
     protected = protect(
