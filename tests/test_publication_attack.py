@@ -21,8 +21,11 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from ctis.publication.gate import (
     TOTAL,
@@ -72,20 +75,21 @@ class Attacker:
     """Unknown counts per (snapshot, cell); every published figure becomes an equation."""
 
     snapshots: list[str]
+    keys: list[tuple[str, str]] = field(default_factory=lambda: list(KEYS))
     system: System = field(init=False)
     hidden: list[tuple[str, dict[int, float], int]] = field(default_factory=list)
     public: set[tuple[str, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.system = System(len(self.snapshots) * len(KEYS))
+        self.system = System(len(self.snapshots) * len(self.keys))
 
     def var(self, snapshot: str, key: tuple[str, str]) -> int:
-        return self.snapshots.index(snapshot) * len(KEYS) + KEYS.index(key)
+        return self.snapshots.index(snapshot) * len(self.keys) + self.keys.index(key)
 
     def terms(self, snapshots: list[str], t: ProtectedTable, key: tuple[str, ...]) -> dict[int, float]:
         where = dict(zip(t.dimensions, key, strict=True))
         out: dict[int, float] = {}
-        for full in KEYS:
+        for full in self.keys:
             values = {"sex": full[0], "age_band": full[1]}
             if all(v == TOTAL or values[d] == v for d, v in where.items()):
                 for s in snapshots:
@@ -118,7 +122,7 @@ class Attacker:
     def one_record_added(self, before: str, after: str) -> None:
         """The attacker knows the second snapshot is the first plus exactly one record."""
         diff: dict[int, float] = {}
-        for key in KEYS:
+        for key in self.keys:
             self.system.between({self.var(after, key): 1, self.var(before, key): -1}, 0, 1)
             diff[self.var(after, key)] = 1
             diff[self.var(before, key)] = -1
@@ -275,3 +279,44 @@ def test_republishing_after_one_record_was_added_reveals_nothing(seed: int) -> N
     # where the new record went shows in the changed margins, as it would in exact counts;
     # what must not show is any small count, old or new
     assert attacker.breaches(large_may_be_pinned=True) == []
+
+
+# -- the whole path: registry, gate, storage, on the demo records -------------------------------------
+
+
+@pytest.mark.postgres
+def test_stored_releases_of_the_demo_records_withstand_the_attack(demo_engine: Engine) -> None:
+    """Q1 then H1 through ``create_release``, attacked from what was stored."""
+    from ctis.domain.periods import parse_period
+    from ctis.metrics.report import cross_tab
+    from ctis.publication import releases
+    from ctis.security.permissions import SYSTEM
+
+    with Session(demo_engine) as db:
+        db.begin()
+        truth = {
+            p: cross_tab(db, parse_period(p), METRIC, ["sex", "age_band"]) for p in ("2024-Q1", "2024-H1")
+        }
+        keys = sorted(set(truth["2024-Q1"]) | set(truth["2024-H1"]))
+        q1 = {k: truth["2024-Q1"].get(k, 0) for k in keys}
+        h1 = {k: truth["2024-H1"].get(k, 0) for k in keys}
+        q2 = {k: h1[k] - q1[k] for k in keys}
+        assert any(0 < n < PARAMS.threshold for n in q2.values()), "the demo has small second-quarter cells"
+        attacker = Attacker(["Q1", "Q2"], keys=[(a, b) for a, b in keys])
+        for period, snapshots, exact in (("2024-Q1", ["Q1"], q1), ("2024-H1", ["Q1", "Q2"], h1)):
+            asked = releases.ReleaseRequest([METRIC], [period], ["sex", "age_band", "sex:age_band"])
+            release = releases.create_release(db, SYSTEM, asked)
+            attacker.read(_as_published(releases.public_figures(db, release)), snapshots, exact)  # type: ignore[arg-type]
+        db.rollback()
+    assert attacker.hidden, "the demo's age bands have small cells: something must be hidden"
+    assert attacker.breaches(q2_cells(attacker, q2)) == []
+
+
+def _as_published(figures: list[Any]) -> ProtectedRelease:
+    """Stored figures back in the gate's shape, keeping only what the public sees."""
+    tables: dict[str, ProtectedTable] = {}
+    for f in figures:
+        t = tables.setdefault(f.table, ProtectedTable(f.table, f.metric, f.period, f.dimensions, {}))
+        status = CellStatus.PUBLISHED if f.value is not None else CellStatus.SECONDARY
+        t.cells[f.key] = PublishedCell(f.key, f.value, status)
+    return ProtectedRelease(Method.SUPPRESSION, {}, list(tables.values()))
