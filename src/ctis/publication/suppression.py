@@ -262,8 +262,9 @@ def _shortfall(value: int, low: int, high: float, params: SuppressionParams, *, 
     if known and is_protected(value, low, high, params.protection):
         return 0
     need = required_margin(value, params.protection)
-    gap = max(int(min(high, 10**9) - value) * -1 + need, 2 * need - int(min(high, 10**9) - low))
-    return max(0, gap) if not known else max(1, gap)
+    top = int(min(high, 10**9))
+    gap = max(value + need - top, 2 * need - (top - low))  # short above it, or too narrow
+    return max(1, gap) if known else max(0, gap)
 
 
 def _audit(
