@@ -177,7 +177,8 @@ def transparency_view(db: Session, release: Release, lang: str) -> dict[str, Any
     out = []
     for key, figs in by_metric.items():
         metric = METRICS.get(key)
-        periods = sorted({(f.period_start, f.period) for f in figs})
+        # longest-running last: of Q1 and H1 the headline is H1, the later-ending
+        periods = sorted({(f.period_end, f.period_start, f.period) for f in figs})
         totals: dict[str, int | None] = {}
         for f in figs:
             if f.is_total:
@@ -189,17 +190,17 @@ def transparency_view(db: Session, release: Release, lang: str) -> dict[str, Any
                 continue
             seen.add((f.period, f.dimensions))
             same = (f.period, f.dimensions)
-            cells = [g for g in figs if (g.period, g.dimensions) == same and not g.is_total]
+            cells = [g for g in figs if (g.period, g.dimensions) == same]
             tables.append(_table(f.period, f.dimensions, cells, agencies))
         out.append(
             {
                 "key": key,
                 "label": metric.label(lang) if metric else key,
                 "definition": metric.definition if metric else "",
-                "periods": [label for _start, label in periods],
+                "periods": [label for _end, _start, label in periods],
                 "totals": totals,
-                "latest": totals.get(periods[-1][1]) if periods else None,
-                "latest_period": periods[-1][1] if periods else "",
+                "latest": totals.get(periods[-1][2]) if periods else None,
+                "latest_period": periods[-1][2] if periods else "",
                 "tables": tables,
             }
         )
@@ -224,8 +225,8 @@ def _table(
         return cell is not None and cell.value != 0
 
     if len(dims) == 1:  # values that are zero say nothing: left out
-        codes = _ordered_codes(dims[0], [k[0] for k in values if nonzero(k)])
-        rows = [{"label": label(dims[0], c), "cells": [values[(c,)]]} for c in codes]
+        codes = [*_ordered_codes(dims[0], [k[0] for k in values if nonzero(k) and k[0] != TOTAL]), TOTAL]
+        rows = [{"label": label(dims[0], c), "cells": [values.get((c,))]} for c in codes]
         return {"period": period, "dims": [field_label(d) for d in dims], "columns": [], "rows": rows}
     rows_codes = [*_ordered_codes(dims[0], {k[0] for k in values if k[0] != TOTAL}), TOTAL]
     col_codes = [*_ordered_codes(dims[1], {k[1] for k in values if k[1] != TOTAL}), TOTAL]
