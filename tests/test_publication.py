@@ -327,3 +327,16 @@ def test_the_releases_api(live_server: LiveServer) -> None:
     denied = viewer.post("/api/v1/releases", json=body, headers={"x-csrf-token": viewer.csrf})  # type: ignore[attr-defined]
     assert denied.status_code == 403
     assert viewer.get("/admin/releases").status_code == 403
+
+
+def test_a_table_published_again_after_a_correction_keeps_what_was_hidden() -> None:
+    """A record moved between cells (not an addition): the two versions disagree, the gate copes."""
+    first = protect([sex_by_age(CELLS)], Method.SUPPRESSION, SuppressionParams())
+    hidden = {k for k, c in first.tables[0].cells.items() if c.value is None}
+    moved = dict(CELLS)
+    moved[("female", "18+")] -= 1
+    moved[("male", "18+")] += 1
+    again = protect([sex_by_age(moved)], Method.SUPPRESSION, SuppressionParams(), earlier=first.figures())
+    cells = again.tables[0].cells
+    assert all(cells[k].value is None for k in hidden)
+    assert all(c.value is None or c.value == 0 or c.value >= 10 for c in cells.values())

@@ -137,6 +137,15 @@ def _optimise(system: System, objective: dict[int, float], sense: int, integer: 
             lib.Highs_destroy(highs)
 
 
+def feasible(system: System) -> bool:
+    """Whether any non-negative whole numbers satisfy every row of ``system``."""
+    try:
+        _optimise(system, {}, 1, True)
+    except ValueError:
+        return False
+    return True
+
+
 def lowest(system: System, quantity: dict[int, float], *, integer: bool = True) -> int:
     """The smallest value ``quantity`` can take under ``system`` (whole-number columns by default)."""
     low = _optimise(system, quantity, 1, integer)

@@ -41,7 +41,7 @@ from ctis.publication.gate import (
     workdir,
 )
 from ctis.publication.inference import Knowledge, is_protected, required_margin
-from ctis.publication.lp import System, interval
+from ctis.publication.lp import System, feasible, interval
 from ctis.publication.tables import CountTable
 
 log = logging.getLogger(__name__)
@@ -280,10 +280,8 @@ def _audit(
     new = _figures(tables, statuses)
     same = {(f.metric, f.start, f.end, f.dimensions, f.key) for f in new}
     older = [f for f in earlier if (f.metric, f.start, f.end, f.dimensions, f.key) not in same]
-    try:
-        knowledge = Knowledge([*new, *older])
-        knowledge.interval(new[0])
-    except ValueError:
+    knowledge = Knowledge([*new, *older])
+    if not feasible(knowledge.system):
         # earlier releases were computed on records that have changed since:
         # audit this release alone (the hidden figures of the same tables stay hidden)
         log.info("earlier releases disagree with the records now; auditing the release on its own")
@@ -387,6 +385,8 @@ def _twins(
         system.equal(
             {**{len(keys) + i: 1.0 for i in range(len(keys))}, **{i: -1.0 for i in range(len(keys))}}, growth
         )
+        if not feasible(system):
+            continue  # records were corrected, not only added: the sticky hidden figures are what holds
         for key, st in statuses[t.name].items():
             if st not in (CellStatus.PRIMARY, CellStatus.SECONDARY):
                 continue
