@@ -1,0 +1,247 @@
+"""Networks: posts written by the same recruiters, found by their text and by their contact points.
+
+Recruiters re-post one text with a new phone number, a new handle, another
+salary or another hub city.  So before comparing texts, every such slot is
+replaced by a slot token (:func:`mask`); what remains is the recruiter's own
+writing.  Texts are cut into character 5-grams (no word segmentation needed
+for Khmer, Thai or Chinese), summarised by MinHash signatures, and candidate
+near-duplicates come from MinHash LSH; a candidate joins only when the
+estimated Jaccard similarity of the two texts is at least
+:data:`JOIN_JACCARD`, so two posts that share one stock phrase ("no
+experience needed") stay apart.  Posts that share a phone, a handle, an
+e-mail address or a URL are joined outright: a contact point is an author's
+signature.
+
+Joins go through a union-find, so adding posts is incremental: a new post is
+compared with the index and joins (or merges) the networks it touches; no
+network is re-clustered.  Signatures are 512 bytes per post, stored with the
+post, so the index is rebuilt from the database in memory at little cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from ctis.screening.entities import Entities, extract, normalise_digits
+
+NUM_PERM = 128
+SHINGLE = 5
+#: LSH is tuned to find pairs from this similarity up; each candidate is then checked exactly.
+LSH_THRESHOLD = 0.4
+#: Estimated Jaccard similarity of masked shingles from which two posts are one network's.
+JOIN_JACCARD = 0.5
+SCHEME = "affine32"
+#: Slot tokens: one character each, so that a slot is one short run in a shingle.
+SLOTS = {"phone": "\u2460", "handle": "\u2461", "email": "\u2462", "url": "\u2463", "money": "\u2464",
+         "place": "\u2465", "age": "\u2466", "number": "\u2467"}  # fmt: skip
+SLOT_NAMES = {v: k for k, v in SLOTS.items()}
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SPACE = re.compile(r"\s+")
+_PROTOTYPE = MinHash(num_perm=NUM_PERM, seed=1)
+
+
+def _crc32(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+def mask(text: str, entities: Entities | None = None, language: str | None = None) -> str:
+    """The text with contact points, money, ages, places and numbers replaced by slot tokens.
+
+    Emoji and other symbols are dropped and letters lower-cased, since
+    recruiters vary decoration from post to post while the wording stays.
+    """
+    norm = normalise_digits(text)
+    ents = entities if entities is not None else extract(text, language)
+    pieces: list[str] = []
+    at = 0
+    for span in ents.spans:
+        if span.kind == "mention" or span.start < at:
+            continue
+        pieces.append(norm[at : span.start])
+        pieces.append(f" {SLOTS[span.kind]} ")
+        at = span.end
+    pieces.append(norm[at:])
+    out = _NUMBER.sub(SLOTS["number"], "".join(pieces))
+    out = "".join(ch for ch in out if unicodedata.category(ch)[0] != "S" or ch in SLOT_NAMES)
+    return _SPACE.sub(" ", out).strip().lower()
+
+
+def shingles(masked: str) -> set[bytes]:
+    """Character 5-grams of the masked text (the whole text when shorter)."""
+    if len(masked) <= SHINGLE:
+        return {masked.encode()} if masked else set()
+    return {masked[i : i + SHINGLE].encode() for i in range(len(masked) - SHINGLE + 1)}
+
+
+def signature(masked: str) -> MinHash:
+    sig = MinHash(num_perm=NUM_PERM, hashfunc=_crc32, permutations=_PROTOTYPE.permutations, scheme=SCHEME)
+    sig.update_batch(shingles(masked))
+    return sig
+
+
+def to_bytes(sig: MinHash) -> bytes:
+    return np.asarray(sig.hashvalues, dtype="<u4").tobytes()
+
+
+def from_bytes(data: bytes) -> MinHash:
+    values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    if len(values) != NUM_PERM:
+        raise ValueError(f"a signature has {NUM_PERM} values, not {len(values)}")
+    return MinHash(hashvalues=values, permutations=_PROTOTYPE.permutations, scheme=SCHEME, hashfunc=_crc32)
+
+
+def network_id(first_member: str) -> str:
+    """A network's id: named after the post that started it, so the id is stable as it grows."""
+    return "NW-" + hashlib.sha256(first_member.encode()).hexdigest()[:10].upper()
+
+
+@dataclass
+class Join:
+    """Why a post joined: the post it was linked to, and the text similarity or the shared contact."""
+
+    post: str
+    other: str
+    how: str  # text, contact
+    evidence: str
+
+
+@dataclass
+class NetworkIndex:
+    """MinHash LSH plus exact contact links, joined by a union-find with stable network ids."""
+
+    lsh: MinHashLSH = field(default_factory=lambda: MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM))
+    signatures: dict[str, MinHash] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)
+    size: dict[str, int] = field(default_factory=dict)
+    label: dict[str, str] = field(default_factory=dict)  # root -> network id
+    contact_owner: dict[str, str] = field(default_factory=dict)
+    merged: dict[str, str] = field(default_factory=dict)  # absorbed network id -> surviving id
+    joins: list[Join] = field(default_factory=list)
+    first_of: dict[str, str] = field(default_factory=dict)  # stored network id -> its first restored post
+    members_of: dict[str, list[str]] = field(default_factory=dict)  # root -> every post of its component
+
+    def find(self, post: str) -> str:
+        root = post
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[post] != root:  # path compression
+            self.parent[post], post = root, self.parent[post]
+        return root
+
+    def _union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb] or (self.size[ra] == self.size[rb] and ra > rb):
+            ra, rb = rb, ra
+        la, lb = self.label.pop(ra, None), self.label.pop(rb, None)
+        self.parent[rb] = ra
+        self.size[ra] += self.size.pop(rb)
+        self.members_of[ra].extend(self.members_of.pop(rb))
+        # the bigger network keeps its id; the other's id is recorded as merged into it
+        keep = la or lb or network_id(ra)
+        if la and lb and la != lb:
+            self.merged[lb] = la
+        self.label[ra] = keep
+
+    def _register(self, post: str, sig: MinHash) -> None:
+        if post not in self.parent:
+            self.parent[post] = post
+            self.size[post] = 1
+            self.members_of[post] = [post]
+        elif post in self.signatures:
+            self.lsh.remove(post)
+        self.signatures[post] = sig
+        self.lsh.insert(post, sig)
+
+    def restore(self, post: str, sig: MinHash, contacts: Iterable[str], network: str | None) -> None:
+        """Put back a stored post with its stored network, without comparing it again."""
+        self._register(post, sig)
+        for contact in contacts:
+            self.contact_owner.setdefault(contact, post)
+        if network is None:
+            return
+        first = self.first_of.setdefault(network, post)
+        if first != post:
+            self._union(first, post)
+        self.label[self.find(post)] = network
+
+    def add(self, post: str, sig: MinHash, contacts: Iterable[str]) -> str | None:
+        """Index a new (or changed) post, join it to what it matches, and return its network id."""
+        if post in self.signatures and np.array_equal(self.signatures[post].hashvalues, sig.hashvalues):
+            pass  # the same text again: its links are already made
+        else:
+            for other in self.lsh.query(sig):
+                if other == post:
+                    continue
+                similarity = sig.jaccard(self.signatures[other])
+                if similarity >= JOIN_JACCARD:
+                    self._link(post, other, "text", f"{similarity:.2f}", sig)
+            self._register(post, sig)
+        for contact in contacts:
+            owner = self.contact_owner.setdefault(contact, post)
+            if owner != post:
+                self._link(post, owner, "contact", contact, sig)
+        return self.network_of(post)
+
+    def _link(self, post: str, other: str, how: str, evidence: str, sig: MinHash) -> None:
+        if post not in self.parent:
+            self._register(post, sig)
+        if self.find(post) != self.find(other):
+            self.joins.append(Join(post, other, how, evidence))
+            self._union(post, other)
+
+    def network_of(self, post: str) -> str | None:
+        """The post's network id, or None while it stands alone."""
+        if post not in self.parent:
+            return None
+        root = self.find(post)
+        if self.size[root] < 2:
+            return None
+        return self.label.setdefault(root, network_id(root))
+
+    def members(self, post: str) -> list[str]:
+        """Every post in the same network as ``post`` (itself included)."""
+        return list(self.members_of[self.find(post)]) if post in self.parent else []
+
+    def networks(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for root, members in self.members_of.items():
+            if len(members) >= 2:
+                out[self.label.setdefault(root, network_id(root))] = list(members)
+        return out
+
+
+def template(masked_texts: list[str], share: float = 0.6) -> str:
+    """The text a network's posts share, with the slots and varying words marked.
+
+    Words of the most typical member are kept when at least ``share`` of the
+    members use them; a run of others becomes ``…``, and slot tokens become
+    ``{phone}``, ``{handle}``, ``{money}``, ``{place}``….
+    """
+    if not masked_texts:
+        return ""
+    token_sets = [set(t.split()) for t in masked_texts]
+    counts: Counter[str] = Counter(tok for s in token_sets for tok in s)
+    need = max(1, int(share * len(masked_texts) + 0.5))
+    base = max(masked_texts, key=lambda t: sum(counts[tok] for tok in set(t.split())) / (1 + len(t.split())))
+    out: list[str] = []
+    for tok in base.split():
+        if tok in SLOT_NAMES:
+            word = "{" + SLOT_NAMES[tok] + "}"
+        elif counts[tok] >= need:
+            word = tok
+        else:
+            word = "…"
+        if not (word == "…" and out and out[-1] == "…"):
+            out.append(word)
+    return " ".join(out)

@@ -1,0 +1,270 @@
+"""Screening on behalf of an actor: ingest posts, store them with their networks, read them back.
+
+The CLI and the API both call these functions, so authorisation and the audit
+trail are applied once:
+
+* ingesting needs ``screening:write``, reading ``screening:read``;
+* posts are public web content, not person records, but their contact points
+  are leads for investigators, so every ingest and every read of a post or a
+  network is appended to the audit chain in the same transaction (with post
+  and network ids, never a contact point);
+* re-ingesting a post with an id already stored updates that row and its
+  contact points; nothing is duplicated;
+* the network index is rebuilt in memory from the stored signatures, the new
+  posts are added to it (joining or merging existing networks, never
+  re-clustering them), and every network a batch touched is summarised again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+
+from ctis.records import Invalid, NotFound
+from ctis.screening import networks as nw
+from ctis.screening.posts import Post
+from ctis.screening.score import Screened, screen_many
+from ctis.security import audit
+from ctis.security.permissions import Actor, Permission, authorize
+from ctis.storage.models import ScreenedPost, ScreeningContact, ScreeningNetwork, utcnow
+
+STATUSES = ("new", "benign", "watch", "referred")
+#: Members whose text a network's template is drawn from (the newest ones).
+TEMPLATE_SAMPLE = 50
+
+
+@dataclass
+class IngestResult:
+    screened: list[Screened]
+    created: int
+    updated: int
+    networks: list[str]
+
+
+def load_index(session: Session) -> nw.NetworkIndex:
+    """The network index of every stored post, from stored signatures, contacts and network ids."""
+    index = nw.NetworkIndex()
+    contacts: dict[str, list[str]] = {}
+    for post_id, contact in session.execute(select(ScreeningContact.post_id, ScreeningContact.contact)):
+        contacts.setdefault(post_id, []).append(contact)
+    rows = session.execute(
+        select(ScreenedPost.id, ScreenedPost.signature, ScreenedPost.network_id).order_by(
+            ScreenedPost.first_ingested, ScreenedPost.id
+        )
+    )
+    for post_id, sig, network in rows:
+        index.restore(post_id, nw.from_bytes(sig), contacts.get(post_id, ()), network)
+    return index
+
+
+def cluster(screened: list[Screened], index: nw.NetworkIndex | None = None) -> nw.NetworkIndex:
+    """Add screened posts to an index (a fresh one by default) and set each post's network."""
+    index = index if index is not None else nw.NetworkIndex()
+    for s in screened:
+        index.add(s.post.id, nw.signature(s.masked), s.entities.contacts())
+    for s in screened:
+        s.network = index.network_of(s.post.id)
+    return index
+
+
+def _lock(session: Session) -> None:
+    """One ingest at a time: two batches building indexes side by side could miss each other's links."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(4242005)"))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def ingest(session: Session, actor: Actor, posts: list[Post]) -> IngestResult:
+    """Screen, store and link a batch of posts in the caller's transaction (audited)."""
+    authorize(actor, Permission.SCREENING_WRITE)
+    latest: dict[str, Post] = {}
+    for post in posts:  # the same id twice in one batch: the later version wins
+        latest.pop(post.id, None)
+        latest[post.id] = post
+    screened = screen_many(list(latest.values()))
+    _lock(session)
+    index = load_index(session)
+    cluster(screened, index)
+    now = utcnow()
+    existing = {
+        row.id: row
+        for chunk in _chunks(list(latest), 500)
+        for row in session.scalars(select(ScreenedPost).where(ScreenedPost.id.in_(chunk)))
+    }
+    created = 0
+    for s in screened:
+        row = existing.get(s.post.id)
+        if row is None:
+            row = ScreenedPost(id=s.post.id, first_ingested=now, status="new")
+            session.add(row)
+            created += 1
+        _fill(row, s, nw.signature(s.masked), now, actor.username)
+    session.flush()
+    ids = list(latest)
+    for chunk in _chunks(ids, 500):
+        session.execute(delete(ScreeningContact).where(ScreeningContact.post_id.in_(chunk)))
+    session.add_all(
+        ScreeningContact(post_id=s.post.id, contact=c[:300])
+        for s in screened
+        for c in set(s.entities.contacts())
+    )
+    touched = {s.network: s.post.id for s in screened if s.network}
+    for old, new in index.merged.items():
+        session.execute(
+            update(ScreeningNetwork).where(ScreeningNetwork.id == old).values(merged_into=_final(index, new))
+        )
+    for network, member in sorted(touched.items()):
+        _refresh_network(session, network, index.members(member))
+    audit.record(session, actor.username, "screening.ingest", "screening_posts", None, {
+        "posts": len(screened), "created": created, "updated": len(screened) - created,
+        "flagged": sum(s.flagged for s in screened), "networks": sorted(touched)[:100],
+    })  # fmt: skip
+    return IngestResult(screened, created, len(screened) - created, sorted(touched))
+
+
+def screen_only(posts: list[Post]) -> list[Screened]:
+    """Screen and link posts without storing them (``ctis screen --no-store``): nothing is read or written."""
+    screened = screen_many(posts)
+    cluster(screened)
+    return screened
+
+
+def _final(index: nw.NetworkIndex, network: str) -> str:
+    seen = set()
+    while network in index.merged and network not in seen:
+        seen.add(network)
+        network = index.merged[network]
+    return network
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _fill(row: ScreenedPost, s: Screened, sig: Any, now: datetime, by: str) -> None:
+    p = s.post
+    row.text, row.title, row.source, row.url, row.posted_at = p.text, p.title, p.source, p.url, p.posted_at
+    row.language, row.score, row.flagged = s.language, round(s.score, 4), s.flagged
+    row.indicators = _json([h.as_dict() for h in s.indicators])
+    row.entities = _json(s.entities.as_dict())
+    row.features = _json([list(f) for f in s.model_features])
+    row.network_id = s.network
+    row.signature = nw.to_bytes(sig)
+    row.last_ingested, row.ingested_by = now, by
+
+
+def _refresh_network(session: Session, network: str, members: list[str]) -> None:
+    """Bring a network's members' ids and its summary (template, contacts, languages, dates) up to date."""
+    for chunk in _chunks(members, 500):
+        session.execute(
+            update(ScreenedPost)
+            .where(ScreenedPost.id.in_(chunk), ScreenedPost.network_id.is_distinct_from(network))
+            .values(network_id=network)
+        )
+    rows = session.execute(
+        select(
+            ScreenedPost.id, ScreenedPost.language, ScreenedPost.posted_at, ScreenedPost.first_ingested
+        ).where(ScreenedPost.network_id == network)
+    ).all()
+    contacts: Counter[str] = Counter(
+        session.scalars(
+            select(ScreeningContact.contact)
+            .join(ScreenedPost, ScreenedPost.id == ScreeningContact.post_id)
+            .where(ScreenedPost.network_id == network)
+        )
+    )
+    dates = [r.posted_at or r.first_ingested for r in rows]
+    newest = sorted(rows, key=lambda r: r.posted_at or r.first_ingested, reverse=True)[:TEMPLATE_SAMPLE]
+    texts = session.execute(
+        select(ScreenedPost.text, ScreenedPost.title, ScreenedPost.entities, ScreenedPost.language).where(
+            ScreenedPost.id.in_([r.id for r in newest])
+        )
+    ).all()
+    masked = [nw.mask(f"{t.title}\n{t.text}" if t.title else t.text, language=t.language) for t in texts]
+    row = session.get(ScreeningNetwork, network)
+    if row is None:
+        row = ScreeningNetwork(id=network, status="new")
+        session.add(row)
+    row.size = len(rows)
+    row.template = nw.template(masked)
+    row.languages = _json([lang for lang, _n in Counter(r.language for r in rows).most_common()])
+    row.contacts = _json(dict(contacts.most_common(200)))
+    row.first_seen, row.last_seen = min(dates), max(dates)
+    row.merged_into = None
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+def post_view(row: ScreenedPost) -> dict[str, Any]:
+    return {
+        "id": row.id, "text": row.text, "title": row.title, "source": row.source, "url": row.url,
+        "posted_at": row.posted_at, "language": row.language, "score": row.score, "flagged": row.flagged,
+        "indicators": json.loads(row.indicators), "entities": json.loads(row.entities),
+        "model_features": json.loads(row.features), "network": row.network_id, "status": row.status,
+        "first_ingested": row.first_ingested, "last_ingested": row.last_ingested,
+    }  # fmt: skip
+
+
+def get_post(session: Session, actor: Actor, post_id: str) -> dict[str, Any]:
+    """One stored post with its indicators (and the words behind each), entities and network (audited)."""
+    authorize(actor, Permission.SCREENING_READ)
+    row = session.get(ScreenedPost, post_id)
+    if row is None:
+        raise NotFound(f"no screened post {post_id!r}")
+    audit.record(session, actor.username, "screening.read", "screening_posts", None, {"post": post_id})
+    return post_view(row)
+
+
+def get_network(session: Session, actor: Actor, network_id: str) -> dict[str, Any]:
+    """A network: template, members over time, contact points and languages (audited).
+
+    A network merged into another answers with the surviving one, and says so.
+    """
+    authorize(actor, Permission.SCREENING_READ)
+    row = session.get(ScreeningNetwork, network_id)
+    asked = network_id
+    hops = 0
+    while row is not None and row.merged_into and hops < 20:
+        row, hops = session.get(ScreeningNetwork, row.merged_into), hops + 1
+    if row is None:
+        raise NotFound(f"no network {network_id!r}")
+    members = session.execute(
+        select(ScreenedPost.id, ScreenedPost.posted_at, ScreenedPost.language, ScreenedPost.score,
+               ScreenedPost.flagged, ScreenedPost.source, ScreenedPost.status)
+        .where(ScreenedPost.network_id == row.id)
+        .order_by(ScreenedPost.posted_at, ScreenedPost.id)
+    ).all()  # fmt: skip
+    audit.record(session, actor.username, "screening.network_read", "screening_networks", None,
+                 {"network": row.id})  # fmt: skip
+    return {
+        "id": row.id, "asked_for": asked, "status": row.status, "size": row.size, "template": row.template,
+        "languages": json.loads(row.languages), "contacts": json.loads(row.contacts),
+        "first_seen": row.first_seen, "last_seen": row.last_seen,
+        "flagged": sum(1 for m in members if m.flagged),
+        "members": [{"id": m.id, "posted_at": m.posted_at, "language": m.language, "score": m.score,
+                     "flagged": m.flagged, "source": m.source, "status": m.status} for m in members],
+    }  # fmt: skip
+
+
+def set_status(session: Session, actor: Actor, post_id: str, status: str) -> dict[str, Any]:
+    """An analyst's decision on a post: benign, watch, or referred (audited)."""
+    authorize(actor, Permission.SCREENING_WRITE)
+    if status not in STATUSES:
+        raise Invalid({"status": f"must be one of {', '.join(STATUSES)}"})
+    row = session.get(ScreenedPost, post_id)
+    if row is None:
+        raise NotFound(f"no screened post {post_id!r}")
+    old, row.status = row.status, status
+    audit.record(session, actor.username, "screening.status", "screening_posts", None,
+                 {"post": post_id, "from": old, "to": status})  # fmt: skip
+    return post_view(row)
