@@ -94,6 +94,8 @@ tokens:own                   x             x           x             x          
 allegations:read             x             x           x             x          x      x
 allegations:write            x             x           x             .          .      .
 releases:publish             x             .           .             .          .      .
+screening:read               x             .           x             .          x      .
+screening:write              x             .           .             .          x      .
 """
 
 

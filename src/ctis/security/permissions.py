@@ -48,6 +48,8 @@ class Permission(StrEnum):
     ALLEGATIONS_READ = "allegations:read"
     ALLEGATIONS_WRITE = "allegations:write"
     RELEASES_PUBLISH = "releases:publish"
+    SCREENING_READ = "screening:read"
+    SCREENING_WRITE = "screening:write"
 
 
 P = Permission
@@ -82,7 +84,8 @@ ROLES: dict[str, frozenset[Permission]] = {
     "investigator": frozenset(
         _BASE | {P.OPERATIONS_READ, P.OPERATIONS_WRITE, P.CASES_READ, P.CASES_WRITE, P.SUSPECTS_READ,
                  P.SUSPECTS_WRITE, P.SUSPECTS_IDENTIFY, P.PROSECUTIONS_READ, P.PROSECUTIONS_WRITE,
-                 P.VICTIMS_READ, P.VICTIMS_WRITE, P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE}
+                 P.VICTIMS_READ, P.VICTIMS_WRITE, P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE,
+                 P.SCREENING_READ}
     ),
     # Shelter / social worker: victims, their assistance and referrals, with identities.
     "social_worker": frozenset(
@@ -90,8 +93,10 @@ ROLES: dict[str, frozenset[Permission]] = {
                  P.ASSISTANCE_WRITE, P.REFERRALS_READ, P.REFERRALS_WRITE, P.CASES_READ,
                  P.ALLEGATIONS_READ}
     ),
-    # Analyst: every record without identities, all agencies, report exports.
-    "analyst": frozenset(_BASE | _ALL_READ | {P.REPORTS_EXPORT, P.RECORDS_ALL_AGENCIES, P.ALLEGATIONS_READ}),
+    # Analyst: every record without identities, all agencies, report exports; screens recruitment
+    # posts and follows their networks (prevention).
+    "analyst": frozenset(_BASE | _ALL_READ | {P.REPORTS_EXPORT, P.RECORDS_ALL_AGENCIES, P.ALLEGATIONS_READ,
+                                              P.SCREENING_READ, P.SCREENING_WRITE}),
     # Viewer: figures only, plus non-identifying record lists of their own agency.
     "viewer": frozenset(
         _BASE | {P.OPERATIONS_READ, P.CASES_READ, P.VICTIMS_READ, P.SUSPECTS_READ, P.ALLEGATIONS_READ}

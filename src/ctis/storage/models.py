@@ -391,6 +391,61 @@ class ReleaseCell(Base):
     status: Mapped[str] = mapped_column(String(20))
 
 
+class ScreenedPost(Base):
+    """An online recruitment post as screened (``ctis.screening``); its id is the source's own.
+
+    Public web content, not a person record; its contact points are leads,
+    so reading and ingesting posts is audited.  ``signature`` holds the
+    MinHash of the masked text, from which the network index is rebuilt.
+    """
+
+    __tablename__ = "screening_posts"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(Boolean, index=True)
+    indicators: Mapped[str] = mapped_column(Text)  # JSON list of fired indicators with spans
+    entities: Mapped[str] = mapped_column(Text)  # JSON object of normalised entities
+    features: Mapped[str] = mapped_column(Text)  # JSON list of the model's strongest n-grams
+    network_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new, benign, watch, referred
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    first_ingested: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_ingested: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ingested_by: Mapped[str] = mapped_column(String(100))
+
+
+class ScreeningNetwork(Base):
+    """A network of posts linked by near-identical text or shared contact points."""
+
+    __tablename__ = "screening_networks"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    size: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(Text)
+    languages: Mapped[str] = mapped_column(Text)  # JSON list
+    contacts: Mapped[str] = mapped_column(Text)  # JSON object: contact point -> number of posts
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    merged_into: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ScreeningContact(Base):
+    """A contact point of a post (``phone:+855…``, ``telegram:name``, ``email:…``), for exact lookups."""
+
+    __tablename__ = "screening_contacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[str] = mapped_column(ForeignKey("screening_posts.id", ondelete="CASCADE"), index=True)
+    contact: Mapped[str] = mapped_column(String(300), index=True)
+
+
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
 MODELS: dict[str, type[RecordMixin]] = {
     "agencies": Agency,
