@@ -340,3 +340,29 @@ def test_a_table_published_again_after_a_correction_keeps_what_was_hidden() -> N
     cells = again.tables[0].cells
     assert all(cells[k].value is None for k in hidden)
     assert all(c.value is None or c.value == 0 or c.value >= 10 for c in cells.values())
+
+
+@pytest.mark.postgres
+def test_releases_of_overlapping_periods_and_shapes_follow_each_other(demo_session: Session) -> None:
+    """Q1 and H1 in several table shapes, then each again: every release is made, and a count
+    hidden once stays hidden in whichever table shows it later."""
+    db = demo_session
+    both = _request(
+        metrics=["suspects_arrested"], periods=["2024-Q1", "2024-H1"], breakdowns=["sex", "sex:age_band"]
+    )
+    first = releases.create_release(db, ADMIN, both)
+    hidden = {
+        (f.period, frozenset((d, v) for d, v in zip(f.dimensions, f.key, strict=True) if v != TOTAL))
+        for f in releases.public_figures(db, first)
+        if f.value is None
+    }
+    assert hidden
+    for period in ("2024-Q1", "2024-H1"):
+        again = _request(
+            metrics=["suspects_arrested"], periods=[period], breakdowns=["sex", "age_band", "sex:age_band"]
+        )
+        release = releases.create_release(db, ADMIN, again)
+        for f in releases.public_figures(db, release):
+            where = frozenset((d, v) for d, v in zip(f.dimensions, f.key, strict=True) if v != TOTAL)
+            if (f.period, where) in hidden:
+                assert f.value is None, (f.table, f.key)

@@ -129,15 +129,21 @@ def _linked(tables: list[CountTable], statuses: Statuses) -> Demands:
 
 
 def _sticky(t: CountTable, earlier: Sequence[Figure]) -> set[tuple[str, ...]]:
-    """Figures of this very table that an earlier release hid: they stay hidden."""
+    """Counts an earlier release hid stay hidden wherever this table shows them.
+
+    The same count may sit in another table shape (a one-way table's cell is a
+    cross-table's margin), so the match is on what is counted, not on the table.
+    """
     period = parse_period(t.period)
-    return {
-        f.key
+    hidden = {
+        frozenset(f.where.items())
         for f in earlier
-        if f.value is None
-        and f.metric == t.metric
-        and (f.start, f.end) == (period.start, period.end)
-        and f.dimensions == t.dimensions
+        if f.value is None and f.metric == t.metric and (f.start, f.end) == (period.start, period.end)
+    }
+    return {
+        key
+        for key in margins_of(t)
+        if frozenset((d, v) for d, v in zip(t.dimensions, key, strict=True) if v != TOTAL) in hidden
     }
 
 
@@ -258,7 +264,7 @@ def _shortfall(value: int, low: int, high: float, params: SuppressionParams, *, 
     for a figure of an earlier release) and the interval need not contain it.
     """
     if not 0 < value < params.threshold:
-        return 1 if low == high and known else 0
+        return 0  # a zero or a large count could have been published: pinning it reveals nothing small
     if known and is_protected(value, low, high, params.protection):
         return 0
     need = required_margin(value, params.protection)
@@ -278,8 +284,18 @@ def _audit(
     """Figures to hide or protect further, per table, and how many counts were found exposed."""
     forced = forced or {}
     new = _figures(tables, statuses)
-    same = {(f.metric, f.start, f.end, f.dimensions, f.key) for f in new}
-    older = [f for f in earlier if (f.metric, f.start, f.end, f.dimensions, f.key) not in same]
+    now = {}
+    for t in tables:
+        p = parse_period(t.period)
+        for key, n in margins_of(t).items():
+            now[(t.metric, p.start, p.end, t.dimensions, key)] = n
+    # An earlier figure of a table published again stays public whatever this release does:
+    # keep it, unless the records changed under it (then the versions are compared in _twins).
+    older = [
+        f
+        for f in earlier
+        if f.value is None or now.get((f.metric, f.start, f.end, f.dimensions, f.key), f.value) == f.value
+    ]
     knowledge = Knowledge([*new, *older])
     if not feasible(knowledge.system):
         # earlier releases were computed on records that have changed since:
