@@ -8,9 +8,9 @@ sees one table at a time, so the gate then audits the whole release together
 with every earlier release (:class:`~ctis.publication.inference.Knowledge`):
 a hidden count, or a count implied by differencing periods (H1 − Q1), that is
 left too narrow sends the published cells that pin it back to τ-Argus as
-primary, and the tables are solved again.  A figure hidden in an earlier
-release of the same table stays hidden, so that republishing a table after a
-correction cannot reveal what the first release hid.
+primary, and the tables are solved again.  A count hidden in an earlier
+release stays hidden in whichever table shows it later, so that republishing
+(after a correction, or in another shape) cannot reveal what was hidden.
 
 The τ-Argus batch files hold exact counts; they are written to a private
 temporary directory and removed as soon as the engine has run.
