@@ -19,10 +19,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -49,18 +49,22 @@ class TextModel:
 
     def probabilities(self, masked_texts: list[str]) -> np.ndarray:
         """Probability that each (masked) text is a recruitment post of a scam network."""
-        x = self.vectorizer.transform(masked_texts)
+        return self.score_matrix(self.vectorizer.transform(masked_texts))
+
+    def score_matrix(self, x: Any) -> np.ndarray:
         z = x @ self.coef + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-z))).ravel()
 
     def explain(self, masked_text: str, top: int = 5) -> list[tuple[str, float]]:
         """The n-grams that pushed this text's score up most, with their contribution (log-odds)."""
-        x = self.vectorizer.transform([masked_text]).tocoo()
-        contributions = sorted(
-            ((str(self.features[j]), float(v * self.coef[j])) for j, v in zip(x.col, x.data, strict=True)),
-            key=lambda fc: -fc[1],
-        )
-        return [(f, round(c, 3)) for f, c in contributions[:top] if c > 0]
+        return self.explain_row(self.vectorizer.transform([masked_text]), top)
+
+    def explain_row(self, row: Any, top: int = 5) -> list[tuple[str, float]]:
+        """As :meth:`explain`, for one row of an already vectorised batch."""
+        coo = row.tocoo()
+        contributions = [(int(j), float(v * self.coef[j])) for j, v in zip(coo.col, coo.data, strict=True)]
+        contributions.sort(key=lambda jc: -jc[1])
+        return [(str(self.features[j]), round(c, 3)) for j, c in contributions[:top] if c > 0]
 
 
 def _vectorizer() -> TfidfVectorizer:
@@ -143,8 +147,3 @@ def default_model() -> TextModel:
                 except OSError:
                     pass  # a read-only data directory: the model lives in memory for this process
         return _model
-
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))

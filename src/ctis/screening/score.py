@@ -88,14 +88,17 @@ def screen_many(posts: list[Post], model: TextModel | None = None, explain: bool
     if not prepared:
         return []
     m = model or default_model()
-    probabilities = m.probabilities([p[4] for p in prepared])
+    x = m.vectorizer.transform([p[4] for p in prepared])
+    probabilities = m.score_matrix(x)
     out = []
-    for (post, language, entities, hits, masked), p in zip(prepared, probabilities, strict=True):
+    for i, ((post, language, entities, hits, masked), p) in enumerate(
+        zip(prepared, probabilities, strict=True)
+    ):
         r = rules_score(hits)
         score = combine(r, float(p))
         screened = Screened(post, language, score, score >= FLAG_AT, r, float(p), hits, entities, masked)
         if explain:
-            screened.model_features = m.explain(masked)
+            screened.model_features = m.explain_row(x[i])
         out.append(screened)
     return out
 

@@ -83,8 +83,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def ingest(session: Session, actor: Actor, posts: list[Post]) -> IngestResult:
-    """Screen, store and link a batch of posts in the caller's transaction (audited)."""
+def ingest(
+    session: Session, actor: Actor, posts: list[Post], index: nw.NetworkIndex | None = None
+) -> IngestResult:
+    """Screen, store and link a batch of posts in the caller's transaction (audited).
+
+    ``index`` is the network index of what is stored, when the caller keeps one
+    across batches (``ctis screen``); otherwise it is rebuilt from the database.
+    """
     authorize(actor, Permission.SCREENING_WRITE)
     latest: dict[str, Post] = {}
     for post in posts:  # the same id twice in one batch: the later version wins
@@ -92,7 +98,8 @@ def ingest(session: Session, actor: Actor, posts: list[Post]) -> IngestResult:
         latest[post.id] = post
     screened = screen_many(list(latest.values()))
     _lock(session)
-    index = load_index(session)
+    if index is None:
+        index = load_index(session)
     cluster(screened, index)
     now = utcnow()
     existing = {
@@ -131,10 +138,10 @@ def ingest(session: Session, actor: Actor, posts: list[Post]) -> IngestResult:
     return IngestResult(screened, created, len(screened) - created, sorted(touched))
 
 
-def screen_only(posts: list[Post]) -> list[Screened]:
+def screen_only(posts: list[Post], index: nw.NetworkIndex | None = None) -> list[Screened]:
     """Screen and link posts without storing them (``ctis screen --no-store``): nothing is read or written."""
     screened = screen_many(posts)
-    cluster(screened)
+    cluster(screened, index)
     return screened
 
 
