@@ -393,6 +393,44 @@ def publish(
     console.print(f"Release {version} ({how}): {len(figures)} figures, {hidden} suppressed.")
 
 
+@app.command()
+def screen(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Posts: JSON Lines (.jsonl) or CSV with id, text, title, source, url, posted_at."
+        ),
+    ],
+    format: Annotated[ReportFormat, typer.Option(help="table, json (one object per post), csv or xlsx")] = (
+        ReportFormat.table
+    ),
+    store: Annotated[bool, typer.Option(help="Store posts and networks in the database (audited).")] = True,
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file (default for xlsx: ctis-screening.xlsx).")
+    ] = None,
+) -> None:
+    """Screen recruitment posts for trafficking and scam-compound recruitment; link them into networks."""
+    from ctis.screening import command
+    from ctis.screening.posts import PostError
+
+    if store:
+        services.init_database()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Screening posts", total=None)
+            engine = services.engine() if store else None
+            outcome = command.run(file, engine, lambda n: progress.advance(task, n))
+    except PostError as exc:
+        fail(str(exc))
+    for bad in outcome.bad:
+        err.print(f"{file.name}: {bad}", highlight=False, markup=False)
+    if not outcome.results:
+        fail(f"no post in {file} could be screened ({len(outcome.bad)} unreadable)")
+    written = command.render(outcome, format.value, console, output)
+    if written:
+        err.print(f"Wrote {written}")
+
+
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

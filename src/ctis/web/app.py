@@ -135,7 +135,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     if secure_cookies is None:
         secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
-    from ctis.web import allegations, api, claims, pages, publication
+    from ctis.web import allegations, api, claims, pages, publication, screening
 
     app = FastAPI(
         lifespan=_lifespan,
@@ -155,6 +155,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     app.include_router(claims.router)
     app.include_router(allegations.router)
     app.include_router(publication.router)
+    app.include_router(screening.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(GuardMiddleware)
