@@ -363,12 +363,29 @@ class RawClient:
         return raw
 
     async def get(self, path: str, headers: dict[str, str] | None = None) -> RawResponse:
+        request = self._request(path, headers or {})
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+            deadline = clock() + self.timeout
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
             try:
-                response, keep = await asyncio.wait_for(
-                    self._round_trip(conn, self._request(path, headers or {})), self.timeout
-                )
+                response, keep = await asyncio.wait_for(self._round_trip(conn, request), self.timeout)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                conn[1].close()
+                stale = reused and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
+                if not stale:
+                    raise
+                # The server closed an idle keep-alive connection (uvicorn does after 5 s) just
+                # as it was reused: send again on a new one, as browsers and httpx do for a GET.
+                # The retry's time counts in the latency, measured from the scheduled send.
+                conn = await asyncio.open_connection(self.host, self.port)
+                try:
+                    response, keep = await asyncio.wait_for(
+                        self._round_trip(conn, request), max(0.0, deadline - clock())
+                    )
+                except BaseException:
+                    conn[1].close()
+                    raise
             except BaseException:
                 conn[1].close()
                 raise
