@@ -363,10 +363,10 @@ def publish(
 
     with Session(services.engine()) as session:
         if list_:
-            table = Table("version", "created", "by", "method", "parameters", "ε", "note")
+            table = Table("version", "kind", "created", "by", "method", "parameters", "ε", "note")
             for r in releases.list_releases(session):
                 d = releases.describe(r)
-                table.add_row(str(r.version), str(d["created_at"]), r.created_by, r.method,
+                table.add_row(str(r.version), r.kind, str(d["created_at"]), r.created_by, r.method,
                               json.dumps(d["parameters"]), f"{r.epsilon:g}", r.note or "")  # fmt: skip
             console.print(table)
             console.print(f"ε spent {releases.spent_epsilon(session):g} of {releases.privacy_budget():g}.")

@@ -131,6 +131,8 @@ def print_summary(outcome: Outcome, console: Console, err: Console) -> None:
             table.add_row(name, "—", reason)
     console.print(table)
     console.print(f"Protection: {result.protection()}", highlight=False)
+    if result.release is not None:
+        console.print(f"Recorded as release {result.release} (ctis publish --list).", highlight=False)
     for path in outcome.files:
         err.print(f"Wrote {path}")
     if outcome.unmapped:

@@ -31,6 +31,7 @@ from ctis.domain.ages import age_band
 from ctis.domain.periods import Period
 from ctis.exports.mapping import Unmapped, UnmappedLog, ctdc_codes
 from ctis.metrics.registry import METRICS
+from ctis.publication.releases import lock_releases, store_release
 from ctis.security import audit
 from ctis.security.permissions import Actor, Permission, authorize
 from ctis.storage.models import Victim
@@ -93,6 +94,8 @@ class CtdcExport:
     #: column -> how many values were blanked to reach k-anonymity
     generalised: dict[str, int] = field(default_factory=dict)
     unmapped: list[Unmapped] = field(default_factory=list)
+    #: the version this export was recorded under in the release history (None when exact)
+    release: int | None = None
 
     def protection(self) -> str:
         if self.exact:
@@ -225,12 +228,15 @@ def export_ctdc(
     # Rows in content order, never in record or date order: the order must not leak who came when.
     result.rows.sort(key=lambda r: tuple(str(r[c]) for c in result.columns))
     result.unmapped = log.items()
+    release_id = None
+    if not exact:
+        release_id, result.release = _record(session, actor, result)
     audit.record(
         session,
         actor.username,
         "export",
         "ctdc",
-        None,
+        release_id,
         {
             "period": period.label,
             "exact": exact,
@@ -238,6 +244,28 @@ def export_ctdc(
             "rows": len(result.rows),
             "dropped": result.dropped,
             "unmapped": sum(u.count for u in result.unmapped),
+            "release": result.release,
         },
     )
     return result
+
+
+def _record(session: Session, actor: Actor, result: CtdcExport) -> tuple[int, int]:
+    """Record the k-anonymous rows in the release history: method, k and row count, no figures.
+
+    Rows are not count tables, so the gate cannot audit them against releases
+    and has nothing to read back from them; they are recorded so that the
+    history of what left CTIS, and under which protection, is complete.
+    """
+    lock_releases(session)
+    release, _cells = store_release(
+        session,
+        actor,
+        method="k-anonymity",
+        parameters={"k": result.k, "rows": len(result.rows), "dropped": result.dropped},
+        request={"layout": "ctdc", "period": result.period.label},
+        tables=[],
+        note=f"CTDC export, {result.period.label}",
+        kind="export:ctdc",
+    )
+    return release.id, release.version

@@ -13,12 +13,19 @@ summed into ``other``, again a fixed set of keys.
 :func:`apply_gate` is the single seam between an export and the release gate
 (``ctis.publication.gate.protect``).  Exact tables leave only with
 ``exact=True``, which needs ``reports:export`` and is stamped on every file.
+
+A protected export is a publication like any other: its gate is given every
+figure earlier releases and exports made public (so a TIP year and a calendar
+year cannot be differenced into the quarter between them), a DP export spends
+from the same ε ledger, and what it published is recorded as a release of kind
+``export:LAYOUT`` (:func:`record_export`) so that later ones are audited
+against it.  Exact exports are official, not public, and are never recorded.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -43,6 +50,14 @@ from ctis.publication.gate import (
     SuppressionParams,
     margins_of,
     protect,
+)
+from ctis.publication.releases import (
+    earlier_figures,
+    lock_releases,
+    privacy_budget,
+    recounter,
+    spent_epsilon,
+    store_release,
 )
 from ctis.publication.tables import CountTable
 from ctis.security import audit
@@ -172,6 +187,7 @@ def apply_gate(
     method: Method | str = Method.SUPPRESSION,
     params: SuppressionParams | DpParams | None = None,
     earlier: Sequence[Figure] = (),
+    recount: Callable[[Figure], int | None] | None = None,
 ) -> Gated:
     """The one place an export's tables meet the release gate.
 
@@ -181,7 +197,9 @@ def apply_gate(
     twenty; for the same reason suppression runs metric by metric and keeps the
     tables the gate accepts (:func:`_protect_what_can_be`).  With differential
     privacy :class:`~ctis.publication.gate.ReleaseRefused` (a spent budget)
-    propagates: the caller says why and writes nothing.
+    propagates: the caller says why and writes nothing.  ``earlier`` and
+    ``recount`` are handed to the gate as they are: the figures of the release
+    history and the exact count now of each, see :func:`export_tables`.
     """
     if exact:
         return Gated([exact_table(t) for t in tables], "exact", {})
@@ -197,18 +215,21 @@ def apply_gate(
     if not kept:
         return Gated([], method.value, params.as_dict(), withheld)
     if isinstance(params, SuppressionParams):
-        published, refused = _protect_what_can_be(kept, params, earlier)
+        published, refused = _protect_what_can_be(kept, params, earlier, recount)
         withheld += [
             (t.name, "the gate could not protect it together with the other tables") for t in refused
         ]
         return Gated(published, method.value, params.as_dict(), withheld)
     # differential privacy: one release, whose epsilon the gate splits between its tables
-    release = protect(kept, method, params, earlier=earlier)
+    release = protect(kept, method, params, earlier=earlier, recount=recount)
     return Gated(release.tables, method.value, release.parameters, withheld, release.epsilon)
 
 
 def _protect_what_can_be(
-    tables: Sequence[CountTable], params: SuppressionParams, earlier: Sequence[Figure]
+    tables: Sequence[CountTable],
+    params: SuppressionParams,
+    earlier: Sequence[Figure],
+    recount: Callable[[Figure], int | None] | None = None,
 ) -> tuple[list[ProtectedTable], list[CountTable]]:
     """Suppress metric by metric, leaving out a table the gate cannot protect with the others.
 
@@ -227,7 +248,7 @@ def _protect_what_can_be(
     refused: list[CountTable] = []
     for group in groups.values():
         try:
-            published += protect(group, Method.SUPPRESSION, params, earlier=earlier).tables
+            published += protect(group, Method.SUPPRESSION, params, earlier=earlier, recount=recount).tables
             continue
         except ReleaseRefused:
             pass
@@ -235,7 +256,9 @@ def _protect_what_can_be(
         best: list[ProtectedTable] = []
         for t in group:
             try:
-                best = protect([*accepted, t], Method.SUPPRESSION, params, earlier=earlier).tables
+                best = protect(
+                    [*accepted, t], Method.SUPPRESSION, params, earlier=earlier, recount=recount
+                ).tables
                 accepted.append(t)
             except ReleaseRefused:
                 refused.append(t)
@@ -254,6 +277,8 @@ class TableExport:
     specs: list[TableSpec]
     gated: Gated
     unmapped: list[Unmapped]
+    #: the version this export was recorded under in the release history (None when exact)
+    release: int | None = None
 
     @property
     def tables(self) -> list[ProtectedTable]:
@@ -278,11 +303,15 @@ def export_tables(
     params: SuppressionParams | DpParams | None = None,
     earlier: Sequence[Figure] = (),
 ) -> TableExport:
-    """Build ``specs`` from the registry for ``period``, protect them, audit the export.
+    """Build ``specs`` from the registry for ``period``, protect them, record and audit the export.
 
     Protected tables are public-grade, so ``reports:read`` is enough; exact ones
-    need ``reports:export``.  The audit entry is written in the caller's
-    transaction, which must be committed to keep it.
+    need ``reports:export``.  A protected export is audited by the gate against
+    every earlier release and export (``earlier`` adds figures published
+    elsewhere), a DP one is charged to the ε ledger (``params.spent`` and
+    ``params.budget`` are taken from the ledger, never from the caller), and
+    both are recorded as a release.  The release rows and the audit entry are
+    written in the caller's transaction, which must be committed to keep them.
     """
     authorize(actor, Permission.REPORTS_EXPORT if exact else Permission.REPORTS_READ)
     log = UnmappedLog()
@@ -290,14 +319,33 @@ def export_tables(
     totals = compute_report(session, period, metric_keys).metrics
     check_forms(session, period, metric_keys, log)
     tables = [build_table(session, period, spec, totals[spec.metric], log) for spec in specs]
-    gated = apply_gate(tables, exact=exact, method=method, params=params, earlier=earlier)
-    result = TableExport(layout, period, exact, list(specs), gated, log.items())
+    version: int | None = None
+    release_id: int | None = None
+    if exact:
+        gated = apply_gate(tables, exact=True)
+    else:
+        # the history read here must still be the history when this export joins it
+        lock_releases(session)
+        method = Method(method)
+        if method is Method.DP:
+            epsilon = params.epsilon if isinstance(params, DpParams) else DpParams().epsilon
+            params = DpParams(epsilon=epsilon, budget=privacy_budget(), spent=spent_epsilon(session))
+        gated = apply_gate(
+            tables,
+            exact=False,
+            method=method,
+            params=params,
+            earlier=[*earlier_figures(session), *earlier],
+            recount=recounter(session),
+        )
+        release_id, version = record_export(session, actor, layout, period, gated)
+    result = TableExport(layout, period, exact, list(specs), gated, log.items(), version)
     audit.record(
         session,
         actor.username,
         "export",
         layout,
-        None,
+        release_id,
         {
             "period": period.label,
             "exact": exact,
@@ -306,6 +354,39 @@ def export_tables(
             "tables": len(gated.tables),
             "withheld": len(gated.withheld),
             "unmapped": sum(u.count for u in result.unmapped),
+            "release": version,
         },
     )
     return result
+
+
+def export_kind(layout: str) -> str:
+    """The ``kind`` of the release that records a ``layout`` export (``export:tip``)."""
+    return f"export:{layout}"
+
+
+def record_export(
+    session: Session, actor: Actor, layout: str, period: Period, gated: Gated
+) -> tuple[int, int]:
+    """Record what a protected export published as a release; returns its id and version.
+
+    The caller writes the export's audit entry, naming the release, in the same
+    transaction; no second entry is written for the release itself.
+    """
+    release, _cells = store_release(
+        session,
+        actor,
+        method=gated.method,
+        parameters=gated.parameters,
+        request={
+            "layout": layout,
+            "period": period.label,
+            "tables": [t.name for t in gated.tables],
+            "withheld": [name for name, _reason in gated.withheld],
+        },
+        tables=gated.tables,
+        epsilon=gated.epsilon,
+        note=f"{layout.upper()} export, {period.label}",
+        kind=export_kind(layout),
+    )
+    return release.id, release.version

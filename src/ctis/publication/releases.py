@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from ctis.publication.gate import (
     Figure,
     Method,
     ProtectedRelease,
+    ProtectedTable,
     ReleaseRefused,
     SuppressionParams,
     protect,
@@ -42,20 +43,27 @@ from ctis.security.permissions import Actor, Permission, authorize
 from ctis.storage.models import Agency, Release, ReleaseCell
 
 __all__ = [
+    "TRANSPARENCY",
     "ReleaseRefused",
     "ReleaseRequest",
     "create_release",
+    "earlier_figures",
     "get_release",
     "latest_release",
     "list_releases",
+    "lock_releases",
     "privacy_budget",
+    "recounter",
     "release_csv",
     "spent_epsilon",
+    "store_release",
 ]
 
 #: Bounds on one request: each table is solved and audited, so the size of a release is its cost.
 MAX_METRICS, MAX_PERIODS, MAX_BREAKDOWNS = 8, 12, 6
 DEFAULT_BUDGET = 5.0
+#: The kind of a release made for the transparency page; a standard export's is ``export:LAYOUT``.
+TRANSPARENCY = "transparency"
 
 
 def privacy_budget() -> float:
@@ -203,7 +211,7 @@ def earlier_figures(session: Session) -> list[Figure]:
     ]
 
 
-def _recounter(session: Session) -> Callable[[Figure], int | None]:
+def recounter(session: Session) -> Callable[[Figure], int | None]:
     """The exact count now of an earlier release's figure, computed again through the registry."""
     cache: dict[tuple[str, date, date, tuple[str, ...]], dict[tuple[str, ...], int]] = {}
 
@@ -226,6 +234,20 @@ def _recounter(session: Session) -> Callable[[Figure], int | None]:
     return recount
 
 
+_recounter = recounter  # the name it had before exports used it
+
+
+def lock_releases(session: Session) -> None:
+    """One release or export at a time on PostgreSQL, so the ε ledger and version numbers cannot race.
+
+    Call it before reading the ledger or the earlier figures: what is read must
+    still be the history when the new release is written.  SQLite writers are
+    serialised by the database itself.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE releases IN EXCLUSIVE MODE"))
+
+
 def create_release(session: Session, actor: Actor, request: ReleaseRequest) -> Release:
     """Protect and store a release, or raise ``ReleaseRefused`` / ``ValueError`` having written nothing.
 
@@ -234,38 +256,79 @@ def create_release(session: Session, actor: Actor, request: ReleaseRequest) -> R
     """
     authorize(actor, Permission.RELEASES_PUBLISH)
     periods, breakdowns = request.check()
-    if session.get_bind().dialect.name == "postgresql":
-        # one release at a time: the ε ledger and the version number are read, then written
-        session.execute(text("LOCK TABLE releases IN EXCLUSIVE MODE"))
+    lock_releases(session)
     params = request.params(spent_epsilon(session))
     tables = build_tables(session, request.metrics, periods, breakdowns)
     protected = protect(
-        tables, request.method, params, earlier=earlier_figures(session), recount=_recounter(session)
+        tables, request.method, params, earlier=earlier_figures(session), recount=recounter(session)
     )
     return _store(session, actor, protected, request)
 
 
 def _store(session: Session, actor: Actor, protected: ProtectedRelease, request: ReleaseRequest) -> Release:
+    asked = {"metrics": request.metrics, "periods": request.periods, "breakdowns": request.breakdowns}
+    release, cells = store_release(
+        session,
+        actor,
+        method=protected.method.value,
+        parameters=protected.parameters,
+        request=asked,
+        tables=protected.tables,
+        epsilon=protected.epsilon,
+        note=request.note,
+        created_at=protected.created_at,
+    )
+    hidden = sum(1 for c in cells if c.value is None)
+    audit.record(
+        session,
+        actor.username,
+        "publish",
+        "releases",
+        release.id,
+        {"version": release.version, "method": release.method, "epsilon": release.epsilon,
+         "figures": len(cells), "hidden": hidden, "request": asked},
+    )  # fmt: skip
+    session.flush()
+    return release
+
+
+def store_release(
+    session: Session,
+    actor: Actor,
+    *,
+    method: str,
+    parameters: dict[str, object],
+    request: dict[str, object],
+    tables: Sequence[ProtectedTable],
+    epsilon: float = 0.0,
+    note: str = "",
+    kind: str = TRANSPARENCY,
+    created_at: datetime | None = None,
+) -> tuple[Release, list[ReleaseCell]]:
+    """Write a release and the figures it made public; the caller writes the audit entry beside it.
+
+    Shared by transparency releases and standard exports so that both land in
+    one history: the next release's gate reads every figure either published,
+    and the ε ledger sums both.  Nothing exact is stored: only what ``tables``
+    (the gate's output) show.
+    """
     version = int(session.execute(select(func.coalesce(func.max(Release.version), 0))).scalar_one()) + 1
-    parameters = dict(protected.parameters)
-    parameters["request"] = {
-        "metrics": request.metrics,
-        "periods": request.periods,
-        "breakdowns": request.breakdowns,
-    }
+    stored = dict(parameters)
+    stored["request"] = request
     release = Release(
         version=version,
-        created_at=protected.created_at.replace(tzinfo=None),
+        created_at=(created_at or datetime.now(UTC)).replace(tzinfo=None),
         created_by=actor.username,
-        method=protected.method.value,
-        parameters=json.dumps(parameters, ensure_ascii=False, sort_keys=True),
-        epsilon=protected.epsilon,
-        note=request.note or None,
+        method=method,
+        parameters=json.dumps(stored, ensure_ascii=False, sort_keys=True),
+        epsilon=epsilon,
+        note=note or None,
+        kind=kind,
     )
     session.add(release)
     session.flush()
     cells = []
-    for t in protected.tables:
+    for t in tables:
         p = parse_period(t.period)
         for cell in t.cells.values():
             cells.append(
@@ -283,30 +346,26 @@ def _store(session: Session, actor: Actor, protected: ProtectedRelease, request:
                 )
             )
     session.add_all(cells)
-    hidden = sum(1 for c in cells if c.value is None)
-    audit.record(
-        session,
-        actor.username,
-        "publish",
-        "releases",
-        release.id,
-        {"version": version, "method": release.method, "epsilon": release.epsilon, "figures": len(cells),
-         "hidden": hidden, "request": parameters["request"]},
-    )  # fmt: skip
     session.flush()
-    return release
+    return release, cells
 
 
 def list_releases(session: Session) -> list[Release]:
     return list(session.execute(select(Release).order_by(Release.version.desc())).scalars())
 
 
-def get_release(session: Session, version: int) -> Release | None:
-    return session.execute(select(Release).where(Release.version == version)).scalar_one_or_none()
+def get_release(session: Session, version: int, kind: str | None = None) -> Release | None:
+    """Release ``version``; with ``kind``, only if it is of that kind (the public page asks for its own)."""
+    query = select(Release).where(Release.version == version)
+    if kind is not None:
+        query = query.where(Release.kind == kind)
+    return session.execute(query).scalar_one_or_none()
 
 
 def latest_release(session: Session) -> Release | None:
-    return session.execute(select(Release).order_by(Release.version.desc()).limit(1)).scalar_one_or_none()
+    """The latest transparency release: an export's tables were made for their recipient, not the page."""
+    query = select(Release).where(Release.kind == TRANSPARENCY).order_by(Release.version.desc()).limit(1)
+    return session.execute(query).scalar_one_or_none()
 
 
 def release_cells(session: Session, release: Release) -> list[ReleaseCell]:
@@ -387,4 +446,5 @@ def describe(release: Release) -> dict[str, object]:
         "request": params.get("request", {}),
         "epsilon": release.epsilon,
         "note": release.note,
+        "kind": release.kind,
     }

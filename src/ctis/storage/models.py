@@ -364,10 +364,12 @@ class Release(Base):
     version: Mapped[int] = mapped_column(Integer, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
-    method: Mapped[str] = mapped_column(String(20))  # suppression, dp
+    method: Mapped[str] = mapped_column(String(20))  # suppression, dp, k-anonymity (CTDC rows)
     parameters: Mapped[str] = mapped_column(Text)  # JSON
     epsilon: Mapped[float] = mapped_column(Float, default=0.0)
     note: Mapped[str | None] = mapped_column(Text)
+    #: ``transparency`` (shown on /transparency) or ``export:LAYOUT`` (a standard export's tables)
+    kind: Mapped[str] = mapped_column(String(40), default="transparency", server_default="transparency")
 
 
 class ReleaseCell(Base):

@@ -288,5 +288,5 @@ def latest_csv(db: DB) -> Response:
 
 @router.get("/transparency/releases/{version}.csv")
 def version_csv(db: DB, version: int) -> Response:
-    """Any release as CSV, by its version number."""
-    return _csv(db, releases.get_release(db, version))
+    """Any transparency release as CSV, by its version number (exports are not the page's to give)."""
+    return _csv(db, releases.get_release(db, version, releases.TRANSPARENCY))
