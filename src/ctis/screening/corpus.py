@@ -82,6 +82,7 @@ class _Network:
     phone_style: int
     contact_style: int
     split: str
+    lists: list[tuple[int, str, list[str]]]  # the network's own lists: position, lead, items
 
 
 def _e164(rng: random.Random, region: str) -> str:
@@ -167,6 +168,13 @@ def _handle_name(rng: random.Random) -> str:
     return f"{rng.choice(d['handle_a'])}{joiner}{rng.choice(d['handle_b'])}{rng.randrange(10, 999)}"
 
 
+def _pick(rng: random.Random, size: int, split: str) -> int:
+    """A sentence of a pool: every third one is kept for the test part, so test posts are worded in
+    ways the model never saw in training (the rules were never fitted to any of them)."""
+    own = [i for i in range(size) if (i % 3 == 2) == (split == "test")]
+    return rng.choice(own or list(range(size)))
+
+
 def _make_network(rng: random.Random, index: int, lang: str, split: str) -> _Network:
     pools = corpus_data()["recruitment"][lang]
     core = ["open", "job", "pay", "contact"]
@@ -176,10 +184,10 @@ def _make_network(rng: random.Random, index: int, lang: str, split: str) -> _Net
     middle = ["job", "pay", *optional]
     rng.shuffle(middle)
     order = ["open", *middle, "contact"]
-    parts = [(k, rng.randrange(len(pools[k]))) for k in order]
+    parts = [(k, _pick(rng, len(pools[k]), split)) for k in order]
     if rng.random() < 0.4:  # a second sentence of one kind, for longer templates
         extra = rng.choice([k for k in pools if k not in core])
-        parts.insert(rng.randrange(1, len(parts)), (extra, rng.randrange(len(pools[extra]))))
+        parts.insert(rng.randrange(1, len(parts)), (extra, _pick(rng, len(pools[extra]), split)))
     region = _REGION[lang] if rng.random() < 0.7 else rng.choice(["KH", "TH", "VN", "MM"])
     phones = [_e164(rng, region) for _ in range(rng.randint(1, 3))]
     platforms = corpus_data()["platforms"][lang]
@@ -188,11 +196,18 @@ def _make_network(rng: random.Random, index: int, lang: str, split: str) -> _Net
     hubs = rng.sample(hub_names, k=min(len(hub_names), rng.randint(1, 3)))
     brand = f"{rng.choice(corpus_data()['brand_a'])} {rng.choice(corpus_data()['brand_b'])}"
     low = rng.choice([800, 1000, 1200, 1500, 2000])
+    # its own lists of perks and tasks, in its own order: what makes one network's posts its own
+    own = corpus_data()["recruitment_parts"][lang]
+    lists = []
+    for kind, lead in (("perks", "perk_lead"), ("tasks", "task_lead")):
+        if rng.random() < 0.8:
+            items = rng.sample(own[kind], k=rng.randint(3, 5))
+            lists.append((rng.randrange(1, len(parts)), rng.choice(own[lead]), items))
     return _Network(
         id=f"NET{index:03d}", language=lang, brand=brand, parts=parts,
         phones=phones, handles=handles, hubs=hubs, pay=(low, low + rng.choice([500, 1000, 1500, 3000])),
         age=(rng.choice([18, 18, 20]), rng.choice([30, 35, 35, 40])), phone_style=rng.randrange(6),
-        contact_style=rng.randrange(4), split=split,
+        contact_style=rng.randrange(4), split=split, lists=lists,
     )  # fmt: skip
 
 
@@ -208,7 +223,7 @@ def _scam_post(rng: random.Random, net: _Network, number: int, when: datetime) -
         parts[i], parts[i + 1] = parts[i + 1], parts[i]
     if rng.random() < 0.2:  # one sentence reworded: another of the same kind
         i = rng.randrange(1, len(parts) - 1)
-        parts[i] = (parts[i][0], rng.randrange(len(pools[parts[i][0]])))
+        parts[i] = (parts[i][0], _pick(rng, len(pools[parts[i][0]]), net.split))
     low, high = net.pay
     jitter = rng.choice([0, 0, 100, 200, 500])
     salary, usd = _salary_text(rng, lang, low + jitter, high + jitter)
@@ -241,6 +256,9 @@ def _scam_post(rng: random.Random, net: _Network, number: int, when: datetime) -
     sentences = [pools[kind][i].format(**values) for kind, i in parts]
     if any("{salary}" in pools[kind][i] for kind, i in parts):
         truth.salary_usd_month = usd
+    for at, lead, items in net.lists:
+        kept = [x for x in items if rng.random() > 0.1] or items  # now and then an item is left out
+        sentences.insert(min(at, len(sentences) - 1), f"{lead} {_join(kept, lang)}")
     sep = rng.choice(["\n", " ", "\n"]) if lang not in {"th"} else rng.choice(["\n", " "])
     text = sep.join(sentences)
     source = rng.choice(["facebook", "telegram", "jobsite"])
@@ -249,42 +267,76 @@ def _scam_post(rng: random.Random, net: _Network, number: int, when: datetime) -
     return LabelledPost(post, True, net.id, lang, net.split, truth)
 
 
-def _company(rng: random.Random, lang: str) -> tuple[str, str]:
-    a, b = rng.choice(corpus_data()["company_a"]), rng.choice(corpus_data()["company_b"])
-    slug = (a + b.split()[0]).lower().replace(" ", "").replace("&", "")
-    return corpus_data()["company_form"][lang].format(a=a, b=b), slug
+@dataclass
+class _Employer:
+    """An ordinary employer: one name, one way to apply, used in every post it makes."""
+
+    id: str
+    language: str
+    name: str
+    apply: str
+    truth: Truth
+    weight: float
+    split: str
 
 
-def _legit_post(rng: random.Random, index: int, lang: str, when: datetime) -> list[LabelledPost]:
+def _join(items: list[str], lang: str) -> str:
+    if lang == "zh":
+        return "、".join(items)
+    if lang in {"km", "th"}:
+        return " ".join(items)
+    word = " and " if lang == "en" else " và "
+    return ", ".join(items[:-1]) + word + items[-1] if len(items) > 1 else items[0]
+
+
+def _employers(rng: random.Random, test_share: float) -> dict[str, list[_Employer]]:
+    """Every company name of the pools once, spread over the languages, each with its own contact."""
+    d = corpus_data()
+    names = [(a, b) for a in d["company_a"] for b in d["company_b"]]
+    rng.shuffle(names)
+    out: dict[str, list[_Employer]] = {lang: [] for lang in LANGS}
+    for k, (a, b) in enumerate(names):
+        lang = LANGS[k % len(LANGS)]
+        slug = (a + b.split()[0]).lower().replace(" ", "").replace("&", "")
+        domain = slug + rng.choice([".com", ".com.kh", ".co.th", ".vn", ".com"])
+        truth = Truth()
+        how = rng.random()
+        if how < 0.45:
+            apply = f"{rng.choice(['hr', 'jobs', 'careers', 'recruitment'])}@{domain}"
+            truth.emails = {apply}
+        elif how < 0.6:
+            apply = f"{slug}.hr{rng.randrange(10, 99)}@{rng.choice(d['free_mail'])}"
+            truth.emails = {apply}
+        elif how < 0.8:
+            apply = f"https://www.{domain}/careers"
+            truth.urls = {apply}
+        else:
+            e164 = _e164(rng, _REGION[lang])
+            apply = _write_phone(rng, e164, lang, rng.choice([0, 1, 2]))
+            truth.phones = {e164}
+            if rng.random() < 0.3:  # small employers answer on Telegram too
+                name = _handle_name(rng)
+                apply += f" (Telegram @{name})"
+                truth.handles = {f"telegram:{name.lower()}"}
+        company = d["company_form"][lang].format(a=a, b=b)
+        split = "test" if rng.random() < test_share else "train"
+        employer = _Employer(f"EMP{k:03d}", lang, company, apply, truth, rng.paretovariate(1.2), split)
+        out[lang].append(employer)
+    return out
+
+
+def _legit_post(rng: random.Random, index: int, employer: _Employer, when: datetime) -> list[LabelledPost]:
     """One ordinary job post, sometimes reposted by its employer (one to three copies, lightly edited)."""
+    lang = employer.language
     pools = corpus_data()["ordinary"][lang]
     role = rng.choice(corpus_data()["roles"])
     key, (low_pay, high_pay), names, skilled = role["key"], role["pay"], role["names"], role["skilled"]
-    company, slug = _company(rng, lang)
-    tld = rng.choice([".com", ".com.kh", ".co.th", ".vn", ".com"])
-    domain = slug + tld
-    truth = Truth()
+    company, apply = employer.name, employer.apply
+    truth = Truth(set(employer.truth.phones), set(employer.truth.handles), set(employer.truth.emails),
+                  set(employer.truth.urls))  # fmt: skip
     # hotels and restaurants in a hub city are ordinary employers too
     hotel_trade = key in {"receptionist", "cook", "waiter", "security"}
     city_pool = corpus_data()["cities"][lang] + (corpus_data()["hubs"][lang][:1] if hotel_trade else [])
-    how = rng.random()
-    if how < 0.45:
-        email = f"{rng.choice(['hr', 'jobs', 'careers', 'recruitment'])}@{domain}"
-        apply, truth.emails = email, {email}
-    elif how < 0.6:
-        email = f"{slug}.hr{rng.randrange(10, 99)}@{rng.choice(corpus_data()['free_mail'])}"
-        apply, truth.emails = email, {email}
-    elif how < 0.8:
-        url = f"https://www.{domain}/careers"
-        apply, truth.urls = url, {url}
-    else:
-        e164 = _e164(rng, _REGION[lang])
-        apply = _write_phone(rng, e164, lang, rng.choice([0, 1, 2]))
-        truth.phones = {e164}
-        if rng.random() < 0.3:  # small employers answer on Telegram too
-            name = _handle_name(rng)
-            apply += f" (Telegram @{name})"
-            truth.handles = {f"telegram:{name.lower()}"}
     low = rng.randrange(low_pay, high_pay, 50) if high_pay > low_pay else low_pay
     high = low + rng.choice([0, 100, 300, 500]) * (3 if low > 1500 else 1)
     salary, usd = _salary_text(rng, lang, low, high)
@@ -299,21 +351,30 @@ def _legit_post(rng: random.Random, index: int, lang: str, when: datetime) -> li
     order += [k for k in ("pay", "benefit", "where") if rng.random() < 0.8] + ["apply"]
     if rng.random() < 0.3:
         order.insert(2, "duty")
-    chosen = [(k, rng.randrange(len(pools[k]))) for k in order]
+    chosen = [(k, _pick(rng, len(pools[k]), employer.split)) for k in order]
     sentences = [pools[k][i].format(**values) for k, i in chosen]
     if any("{salary}" in pools[k][i] for k, i in chosen):
         truth.salary_usd_month = usd
+    # each employer writes its own list of duties, benefits and skills: ordinary posts vary as real ones do
+    parts = corpus_data()["ordinary_parts"][lang]
+    for kind, chance, at in (("duties", 0.85, 1), ("skills", 0.6, 2), ("benefits", 0.7, -1)):
+        if rng.random() < chance:
+            picked = rng.sample(parts[kind], k=rng.randint(2, 4))
+            lead = rng.choice(
+                parts[{"duties": "duty_lead", "skills": "skill_lead", "benefits": "benefit_lead"}[kind]]
+            )
+            sentences.insert(at if at >= 0 else len(sentences) - 1, f"{lead} {_join(picked, lang)}.")
     sep = rng.choice(["\n", " "])
-    group = f"JOB{index:05d}"
+    group = employer.id
     out = []
     for copy in range(rng.choice([1, 1, 1, 1, 2, 3])):
         text = sep.join(sentences)
         if copy:  # a repost: the date line or a closing sentence changes
             text += rng.choice(["\n(reposted)", " 🙏", "\nDeadline extended.", ""])
-        post = Post(id=f"{group}-{copy}", text=text, title=names[lang] if rng.random() < 0.3 else None,
+        post = Post(id=f"JOB{index:05d}-{copy}", text=text, title=names[lang] if rng.random() < 0.3 else None,
                     source=rng.choice(["jobsite", "facebook", "company website"]),
                     posted_at=when + timedelta(days=7 * copy))  # fmt: skip
-        out.append(LabelledPost(post, False, group, lang, "", truth))
+        out.append(LabelledPost(post, False, group, lang, employer.split, truth))
     return out
 
 
@@ -323,8 +384,9 @@ def generate(
     """About ``n`` posts, a fifth of them from ``networks`` recruitment networks, split train/test.
 
     The split is frozen by the seed: whole networks (the last ``test_share`` of
-    them) and whole employers' jobs go to the test part, so no test template
-    was seen in training.
+    them) and whole employers go to the test part, and every third sentence of
+    each pool is written only by them, so the test part holds templates and
+    wordings that training never saw.
     """
     rng = random.Random(seed)  # noqa: S311 - seeded synthetic data, nothing secret
     start = datetime(2025, 1, 1)
@@ -341,19 +403,15 @@ def generate(
         counts[net.id] += 1
         when = start + timedelta(hours=rng.randrange(24 * 180))
         posts.append(_scam_post(rng, net, counts[net.id], when))
+    employers = _employers(rng, test_share)
     index = 0
     while len(posts) < n:
         when = start + timedelta(hours=rng.randrange(24 * 180))
-        for item in _legit_post(rng, index, LANGS[index % len(LANGS)], when):
-            item.split = "test" if rng.random() < test_share and item.post.id.endswith("-0") else item.split
+        lang = LANGS[index % len(LANGS)]
+        employer = rng.choices(employers[lang], [e.weight for e in employers[lang]])[0]
+        for item in _legit_post(rng, index, employer, when):
             posts.append(item)
         index += 1
-    # a job's reposts follow its first post into the same part
-    split_of: dict[str, str] = {}
-    for item in posts:
-        if not item.recruitment:
-            split_of.setdefault(item.group, item.split or "train")
-            item.split = split_of[item.group]
     rng.shuffle(posts)
     return posts[:n] if len(posts) > n else posts
 

@@ -36,6 +36,14 @@ DIGIT_TABLE = str.maketrans({chr(base + i): chr(ascii_zero + i) for base, ascii_
                              for i in range(10)} | {"＠": "@", "：": ":", "＋": "+"})  # fmt: skip
 
 
+def lower_same_length(text: str) -> str:
+    """Lower-cased text whose character positions are those of ``text`` (spans stay valid)."""
+    lower = text.lower()
+    if len(lower) == len(text):
+        return lower
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
 def normalise_digits(text: str) -> str:
     """ASCII digits for every script's digits (same length, so spans into the original hold)."""
     return text.translate(DIGIT_TABLE)
@@ -55,7 +63,9 @@ _LATIN_WORDS = "|".join(w for w in _WORD_DIGITS if w.isascii())
 _OTHER_WORDS = "|".join(sorted((w for w in _WORD_DIGITS if not w.isascii()), key=len, reverse=True))
 _DIGITISH = rf"(?:\d|(?<![a-z])(?:{_LATIN_WORDS})(?![a-z])|{_OTHER_WORDS})"
 _SEP = r"[ \t\-.()/·_]{0,3}"
-_RUN = re.compile(rf"(?<![0-9A-Za-z])\+?\s?{_DIGITISH}(?:{_SEP}{_DIGITISH}){{7,40}}(?![0-9])", re.IGNORECASE)
+# A run starts with a digit or "+" (found by a fast scan for that character; the case-insensitive
+# spelled digits come only after it, as in "0 9 7-one two three …"), not right after a letter or digit.
+_RUN = re.compile(rf"[+\d](?<![0-9A-Za-z][+\d])(?:{_SEP}(?i:{_DIGITISH})){{7,40}}(?![0-9])")
 _GROUP = re.compile(rf"\+|{_DIGITISH}", re.IGNORECASE)
 _MESSENGER_LABEL = re.compile(
     r"(whats\s?app|wa|zalo|viber|telegram|tele|tg|line|signal|วอทส์แอพ|ไลน์|ซาโล|飞机|电报|微信)"
@@ -204,6 +214,12 @@ _HANDLE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("zalo", re.compile(r"(?<![a-z])zalo\s*[:：]\s*([A-Za-z][A-Za-z0-9_.]{2,31})", re.I)),
     ("telegram", re.compile(r"(?<![\w.@/])@([A-Za-z][A-Za-z0-9_]{4,31})(?![\w@.]*\.[a-z]{2})")),
 ]
+#: Substrings (lower case) without which a handle pattern cannot match: the pattern is then skipped.
+_HANDLE_TRIGGERS: list[tuple[str, ...]] = [
+    ("me/", ".dog/"), ("wa.me/",), ("whatsapp.com",), ("line.me/",), ("zalo.me/",),
+    ("tele", "tg", "电报", "飞机", "เทเล", "ទេឡេ", "តេឡេ"), ("line", "ไลน์"),
+    ("wechat", "weixin", "vx", "微信", "威信", "v信"), ("zalo",), ("@",),
+]  # fmt: skip
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])([A-Za-z0-9][A-Za-z0-9._%+\-]*)\s*(?:@|\[at\]|\(at\))\s*"
     r"([A-Za-z0-9\-]+(?:(?:\.|\s*\[dot\]\s*)[A-Za-z0-9\-]+)*(?:\.|\s*\[dot\]\s*)[A-Za-z]{2,})"
@@ -247,9 +263,8 @@ _RANGE_SEP = r"\s*(?:-|–|—|~|～|to|至|到|đến|ถึง|ដល់|hingg
 # Anchored on the amount's first digit (a scan for digits is fast); a currency written before the
 # amount is looked for in the few characters before it.
 _MONEY = re.compile(
-    rf"(?P<lo>{_AMOUNT})\s?(?P<lom>{_MULT})?(?:{_RANGE_SEP}(?:(?:\$|US\$|USD)\s?)?(?P<hi>{_AMOUNT})\s?"
-    rf"(?P<him>{_MULT})?)?\s?(?:(?:{_CURRENCY.format(side='a')})(?![A-Za-z]))?",
-    re.IGNORECASE,
+    rf"(?P<lo>{_AMOUNT})\s?(?P<lom>(?i:{_MULT}))?(?:(?i:{_RANGE_SEP})(?:(?:\$|US\$|USD)\s?)?(?P<hi>{_AMOUNT})\s?"
+    rf"(?P<him>(?i:{_MULT}))?)?\s?(?:(?i:{_CURRENCY.format(side='a')})(?![A-Za-z]))?"
 )
 _CURRENCY_BEFORE = re.compile(rf"(?:{_CURRENCY.format(side='b')})\s?$", re.IGNORECASE)
 _PERIODS: list[tuple[str, str]] = [
@@ -265,6 +280,8 @@ _PERIOD_AFTER = re.compile(
     + r")(?![a-z])",
     re.IGNORECASE,
 )
+#: What introduces a pay period ("/month", "per day", "mỗi tháng", "每月"); else "18 days" is a duration.
+_PER = re.compile(r"\s*(?:/|per\b|a\b|an\b|each\b|every\b|mỗi|một|ต่อ|每|一个|ក្នុង)", re.IGNORECASE)
 _PERIOD_BEFORE = {"月薪": "month", "月收入": "month", "月入": "month", "日薪": "day", "年薪": "year",
                   "monthly": "month", "lương tháng": "month", "เงินเดือน": "month",
                   "ប្រាក់ខែ": "month"}  # fmt: skip
@@ -281,6 +298,7 @@ DEFAULT_CURRENCY = {"en": "USD", "km": "USD", "th": "THB", "vi": "VND", "zh": "C
 # -- ages, mentions ----------------------------------------------------------------------------------
 
 _AGE_RANGE = r"(?P<lo>\d{2})\s*(?:-|–|—|~|to|至|到|ถึง|đến|ដល់|sampai|hingga)\s*(?P<hi>\d{2})"
+_AGE_PAIR = re.compile(_AGE_RANGE, re.IGNORECASE)
 _AGES = [
     re.compile(
         r"(?:age[sd]?|อายุ|tuổi|độ tuổi|អាយុ|年龄|年齡|年纪|usia|umur|အသက်)\s*[:：]?"
@@ -290,13 +308,12 @@ _AGES = [
     ),
     re.compile(rf"{_AGE_RANGE}\s*(?:years?\s*old|yrs|y/o|岁|歲|周岁|ปี|tuổi|ឆ្នាំ|tahun)", re.I),
 ]
+#: Matched on lower-cased text (patterns in lower case), which keeps the scan fast.
 MENTIONS: dict[str, re.Pattern[str]] = {
-    "passport": re.compile(r"passports?|护照|護照|หนังสือเดินทาง|พาสปอร์ต|hộ chiếu|លិខិតឆ្លងដែន|paspor|ပတ်စပို့", re.I),
-    "visa": re.compile(r"(?<![a-z])visas?(?![a-z])|签证|簽證|วีซ่า|thị thực|ទិដ្ឋាការ|វីសា", re.I),
-    "ticket": re.compile(r"tickets?|flights?|airfare|机票|機票|ตั๋ว|vé máy bay|សំបុត្រ|tiket", re.I),
-    "fee": re.compile(
-        r"(?<![a-z])fees?(?![a-z])|deposit|phí|ค่าธรรมเนียม|押金|手续费|费用|ថ្លៃសេវា|កម្រៃ|biaya", re.I
-    ),
+    "passport": re.compile(r"passports?|护照|護照|หนังสือเดินทาง|พาสปอร์ต|hộ chiếu|លិខិតឆ្លងដែន|paspor|ပတ်စပို့"),
+    "visa": re.compile(r"(?<![a-z])visas?(?![a-z])|签证|簽證|วีซ่า|thị thực|ទិដ្ឋាការ|វីសា"),
+    "ticket": re.compile(r"tickets?|flights?|airfare|机票|機票|ตั๋ว|vé máy bay|សំបុត្រ|tiket"),
+    "fee": re.compile(r"(?<![a-z])fees?(?![a-z])|deposit|phí|ค่าธรรมเนียม|押金|手续费|费用|ថ្លៃសេវា|កម្រៃ|biaya"),
 }
 
 
@@ -456,24 +473,25 @@ def _salary(text: str, m: re.Match[str], language: str | None) -> tuple[int, Sal
     if period is None:
         period = next((p for word, p in _PERIOD_BEFORE.items() if word in before[-12:].lower()), None)
     salary_word = _SALARY_WORDS.search(before)
+    per = period_match is not None and _PER.match(text, m.end()) is not None
+    explicit = currency is not None
     if currency is None:
         multiplier = (m.group("lom") or m.group("him") or "").lower()
         implied = {"triệu": "VND", "tr": "VND", "juta": "IDR", "jt": "IDR"}.get(multiplier)
         if implied is None and (salary_word is None or salary_word.end() < len(before) - 6):
             return None  # a bare number is pay only right after a word for pay ("月薪8000")
+        if period_match is not None and not per:
+            return None  # "18 days of leave", "18天带薪年假": a duration, not pay
         currency = implied or DEFAULT_CURRENCY.get(language or "", "USD")
     if period is None and salary_word is None:
         return None
     period = period or "month"
-    if (
-        period == "year"
-        and period_match is not None
-        and not re.match(r"\s*(?:/|per|a|an|每)", text[m.end() :])
-    ):
-        return None  # "18 ans / 35 years" is an age, not a yearly salary
+    if period == "year" and period_match is not None and not per:
+        return None  # "aged 18 to 35 years" is an age, not a yearly salary
     rate = rates().get(currency, 0.0)
     usd = high * rate * _PERIOD_MONTHS[period]
-    if not 1 <= usd <= 1_000_000:
+    # below 50 US dollars a month a bare number is an ordinal or a count ("13th-month salary")
+    if not (1 if explicit else 50) <= usd <= 1_000_000:
         return None
     return start, Salary(low, high, currency, period, round(usd, 2))
 
@@ -508,7 +526,10 @@ def extract(text: str, language: str | None = None) -> Entities:
             continue
         domain = re.sub(r"\s*\[dot\]\s*", ".", m.group(2)).lower()
         add(m.start(), m.end(), "email", f"{m.group(1).lower()}@{domain}", out.emails)
-    for platform, pattern in _HANDLE_PATTERNS:
+    lower = lower_same_length(norm)
+    for (platform, pattern), triggers in zip(_HANDLE_PATTERNS, _HANDLE_TRIGGERS, strict=True):
+        if not any(t in lower for t in triggers):
+            continue  # a substring test is far cheaper than a scan with the pattern
         for m in pattern.finditer(norm):
             if _claimed(spans, m.start(), m.end()):
                 continue
@@ -544,7 +565,7 @@ def extract(text: str, language: str | None = None) -> Entities:
                 handle = f"{platform}:{e164}"
                 if handle not in out.handles:
                     out.handles.append(handle)
-    for pattern in _AGES:
+    for pattern in _AGES if _AGE_PAIR.search(norm) else ():
         for m in pattern.finditer(norm):
             lo, hi = int(m.group("lo")), int(m.group("hi"))
             if 14 <= lo < hi <= 70 and not _claimed(spans, m.start("lo"), m.end("hi")):
@@ -560,16 +581,13 @@ def extract(text: str, language: str | None = None) -> Entities:
             spans.append(Span(start, m.end(), "money", f"{salary.usd_month:g} USD/month"))
             out.salaries.append(salary)
     pattern, by_name = gazetteer()
-    lower = norm.lower()
-    if len(lower) != len(norm):  # a rare letter whose lower case is longer: keep spans exact
-        lower = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in norm)
     for m in pattern.finditer(lower):
         place = by_name[m.group(0)]
         spans.append(Span(m.start(), m.end(), "place", place.key))
         if place not in out.places:
             out.places.append(place)
     for name, mention in MENTIONS.items():
-        for m in mention.finditer(norm):
+        for m in mention.finditer(lower):
             spans.append(Span(m.start(), m.end(), "mention", name))
             if name not in out.mentions:
                 out.mentions.append(name)

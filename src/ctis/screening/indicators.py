@@ -24,7 +24,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from ctis.screening.entities import FREE_MAIL, Entities
+from ctis.screening.entities import FREE_MAIL, Entities, lower_same_length
 
 #: Monthly pay (US dollars) above which unskilled online work is "high pay": two to four times
 #: what customer-service or typing work pays in the region's cities.
@@ -120,14 +120,6 @@ def load_rules(directory: Path | None = None) -> list[Rule]:
                     weight = -abs(weight)
                 rules.append(Rule(name, language, pattern, weight, where))
     return rules
-
-
-def lower_same_length(text: str) -> str:
-    """Lower-cased text whose character positions are those of ``text`` (spans stay valid)."""
-    lower = text.lower()
-    if len(lower) == len(text):
-        return lower
-    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
 
 
 class RuleSet:

@@ -10,6 +10,7 @@ among a hundred languages would often guess wrongly on short posts.
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cache
 
@@ -19,10 +20,6 @@ import py3langid.langid as langid
 LANGUAGES = ("en", "km", "zh", "th", "vi", "my", "lo", "id")
 #: Latin-script languages py3langid chooses among; Malay is reported as Indonesian's neighbour "id".
 LATIN = ("en", "vi", "id", "ms", "tl")
-_SCRIPTS = (
-    ("km", 0x1780, 0x17FF), ("km", 0x19E0, 0x19FF), ("th", 0x0E00, 0x0E7F), ("lo", 0x0E80, 0x0EFF),
-    ("my", 0x1000, 0x109F), ("zh", 0x4E00, 0x9FFF), ("zh", 0x3400, 0x4DBF),
-)  # fmt: skip
 _lock = threading.Lock()
 
 
@@ -33,22 +30,27 @@ def _identifier() -> langid.LanguageIdentifier:
     return ident
 
 
+_SCRIPT_PATTERNS = [
+    ("latin", re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")),
+    ("km", re.compile(r"[\u1780-\u17ff\u19e0-\u19ff]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+    ("lo", re.compile(r"[\u0e80-\u0eff]")),
+    ("my", re.compile(r"[\u1000-\u109f]")),
+    ("zh", re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")),
+]
+
+
 def script_counts(text: str) -> dict[str, int]:
-    """Letters per regional script, plus ``latin`` for ASCII letters and Vietnamese accented ones."""
-    counts: dict[str, int] = {}
-    for ch in text:
-        o = ord(ch)
-        if o < 0x80:
-            if ch.isalpha():
-                counts["latin"] = counts.get("latin", 0) + 1
-            continue
-        if o < 0x250 or 0x1E00 <= o <= 0x1EFF:
-            counts["latin"] = counts.get("latin", 0) + 1
-            continue
-        for lang, lo, hi in _SCRIPTS:
-            if lo <= o <= hi:
-                counts[lang] = counts.get(lang, 0) + 1
-                break
+    """Letters per regional script, plus ``latin`` for ASCII letters and Vietnamese accented ones.
+
+    Counted with ``re.subn`` (a loop in C): a Python loop over the characters
+    took half a millisecond a post.
+    """
+    counts = {}
+    for name, pattern in _SCRIPT_PATTERNS:
+        n = pattern.subn("", text)[1]
+        if n:
+            counts[name] = n
     return counts
 
 

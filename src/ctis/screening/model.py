@@ -21,6 +21,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from ctis.config import get_settings
 
 #: Bump when the corpus, the masking or the features change: the cached model is then retrained.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 NGRAMS = (2, 4)
 MAX_FEATURES = 60_000
 CORPUS_SIZE = 5000
@@ -61,10 +62,15 @@ class TextModel:
 
     def explain_row(self, row: Any, top: int = 5) -> list[tuple[str, float]]:
         """As :meth:`explain`, for one row of an already vectorised batch."""
-        coo = row.tocoo()
-        contributions = [(int(j), float(v * self.coef[j])) for j, v in zip(coo.col, coo.data, strict=True)]
-        contributions.sort(key=lambda jc: -jc[1])
-        return [(str(self.features[j]), round(c, 3)) for j, c in contributions[:top] if c > 0]
+        indices, values = row.indices, row.data
+        if len(indices) == 0:
+            return []
+        contributions = values * self.coef[indices]
+        k = min(top, len(indices))
+        best = np.argpartition(-contributions, k - 1)[:k]
+        best = best[np.argsort(-contributions[best])]
+        return [(str(self.features[indices[j]]), round(float(contributions[j]), 3)) for j in best
+                if contributions[j] > 0]  # fmt: skip
 
 
 def _vectorizer() -> TfidfVectorizer:
@@ -109,8 +115,15 @@ def _load(path: Path) -> TextModel:
 
 
 def cache_path() -> Path:
-    """Where the trained model is kept: named by everything that decides it, so a stale one is never read."""
-    key = f"{MODEL_VERSION}:{CORPUS_SIZE}:{CORPUS_SEED}:{sklearn.__version__}"
+    """Where the trained model is kept: named by everything that decides it, so a stale one is never read.
+
+    The corpus's sentence pools are part of the name (an analyst who extends
+    them gets a retrained model); code changes to the corpus, the masking or
+    the features bump :data:`MODEL_VERSION`.
+    """
+    pools = (resources.files("ctis.screening") / "data" / "corpus.json").read_bytes()
+    digest = hashlib.sha256(pools).hexdigest()[:12]
+    key = f"{MODEL_VERSION}:{CORPUS_SIZE}:{CORPUS_SEED}:{sklearn.__version__}:{digest}"
     return (
         get_settings().data_dir / f"screening-model-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json.gz"
     )
