@@ -364,6 +364,8 @@ def publish(
     with Session(services.engine()) as session:
         if list_:
             table = Table("version", "kind", "created", "by", "method", "parameters", "ε", "note")
+            for col in (table.columns[1], table.columns[4]):
+                col.no_wrap = True  # kind and method stay readable; parameters and note wrap instead
             for r in releases.list_releases(session):
                 d = releases.describe(r)
                 table.add_row(str(r.version), r.kind, str(d["created_at"]), r.created_by, r.method,
