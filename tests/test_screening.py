@@ -223,6 +223,10 @@ EXAMPLES: dict[str, list[tuple[str, str, str]]] = {
     "formal_application": [("en", "Send your CV to our HR team.", "Message us for details.")],
     "qualifications": [("en", "Bachelor degree in accounting required.", "Anyone can do this job.")],
     "corporate_email": [("en", "Email jobs@acme-trading.com", "Email acmejobs@gmail.com")],
+    "sexual_exploitation": [
+        ("en", "Pretty girls 18-25 wanted as hostess in Macau.", "Hotel in Macau needs a night auditor."),
+        ("zh", "夜场招聘陪酒佳丽。", "酒店招聘前台。"),
+    ],
 }
 
 

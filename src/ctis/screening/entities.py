@@ -283,11 +283,12 @@ _PERIOD_AFTER = re.compile(
 #: What introduces a pay period ("/month", "per day", "mỗi tháng", "每月"); else "18 days" is a duration.
 _PER = re.compile(r"\s*(?:/|per\b|a\b|an\b|each\b|every\b|mỗi|một|ต่อ|每|一个|ក្នុង)", re.IGNORECASE)
 _PERIOD_BEFORE = {"月薪": "month", "月收入": "month", "月入": "month", "日薪": "day", "年薪": "year",
+                  "日入": "day", "每天": "day", "mỗi ngày": "day", "วันละ": "day", "daily": "day",
                   "monthly": "month", "lương tháng": "month", "เงินเดือน": "month",
                   "ប្រាក់ខែ": "month"}  # fmt: skip
 _SALARY_WORDS = re.compile(
     r"salary|salaries|pay|paid|income|earn|earning|wage|wages|commission|lương|thu nhập|เงินเดือน|รายได้|"
-    r"ค่าจ้าง|ប្រាក់ខែ|ប្រាក់ចំណូល|ចំណូល|(?<!带)薪(?!假)|工资|收入|底薪|待遇|gaji|penghasilan|upah",
+    r"ค่าจ้าง|ប្រាក់ខែ|ប្រាក់ចំណូល|ចំណូល|(?<!带)薪(?!假)|工资|收入|底薪|待遇|日入|gaji|penghasilan|upah|kiếm",
     re.IGNORECASE,
 )
 _FEE_WORDS = re.compile(r"fee|deposit|cost|phí|ค่าธรรมเนียม|押金|费|ថ្លៃ|កម្រៃ|biaya|deduct", re.I)
@@ -471,7 +472,7 @@ def _salary(text: str, m: re.Match[str], language: str | None) -> tuple[int, Sal
     period_match = _PERIOD_AFTER.match(text, m.end())
     period = next((k for k, v in period_match.groupdict().items() if v), None) if period_match else None
     if period is None:
-        period = next((p for word, p in _PERIOD_BEFORE.items() if word in before[-12:].lower()), None)
+        period = next((p for word, p in _PERIOD_BEFORE.items() if word in before[-16:].lower()), None)
     salary_word = _SALARY_WORDS.search(before)
     per = period_match is not None and _PER.match(text, m.end()) is not None
     explicit = currency is not None

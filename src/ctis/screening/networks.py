@@ -35,7 +35,10 @@ from ctis.screening.entities import Entities, extract, normalise_digits
 NUM_PERM = 128
 SHINGLE = 5
 #: LSH is tuned to find pairs from this similarity up; each candidate is then checked exactly.
-LSH_THRESHOLD = 0.4
+LSH_THRESHOLD = 0.5
+#: Members of one network compared without a match, after which the rest of it is skipped: a large
+#: network of look-alike posts would otherwise cost a comparison per member for every new post.
+MAX_MISSES = 3
 #: Estimated Jaccard similarity of masked shingles from which two posts are one network's.  On the
 #: evaluation corpus, posts of one network mostly score 0.6-1.0 and posts of two different networks
 #: up to 0.6 (they share stock sentences); 0.65 kept every text join right there, while still
@@ -187,12 +190,18 @@ class NetworkIndex:
         if post in self.signatures and np.array_equal(self.signatures[post].hashvalues, sig.hashvalues):
             pass  # the same text again: its links are already made
         else:
+            rejected: Counter[str] = Counter()
             for other in self.lsh.query(sig):
                 if other == post:
                     continue
+                root = self.find(other)
+                if (post in self.parent and root == self.find(post)) or rejected[root] >= MAX_MISSES:
+                    continue  # one network already, or one that has proved unlike this post
                 similarity = sig.jaccard(self.signatures[other])
                 if similarity >= JOIN_JACCARD:
                     self._link(post, other, "text", f"{similarity:.2f}", sig)
+                else:
+                    rejected[root] += 1
             self._register(post, sig)
         for contact in contacts:
             owner = self.contact_owner.setdefault(contact, post)

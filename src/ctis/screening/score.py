@@ -1,11 +1,14 @@
 """One screening of one post: language, entities, indicators, model, and the risk score.
 
-The score is the mean of two halves: the rules (a noisy-or of the weights of
-the indicators that fired, reduced by signs of a legitimate employer) and the
-model's probability.  A post is flagged at :data:`FLAG_AT`.  Because the
-rules' half is zero when no indicator fires, the model alone can never flag a
-post: every flag has at least one named indicator with the words behind it,
-which is what an analyst can act on and explain to the public.
+The score weighs two parts: the rules (a noisy-or of the weights of the
+indicators that fired, reduced by signs of a legitimate employer) count for
+:data:`RULES_SHARE`, the model's probability for the rest.  The rules carry
+more because they encode published indicators, while the model has only seen
+the generated corpus and is less sure of wording it never met.  A post is
+flagged at :data:`FLAG_AT`.  Because the rules' part is zero when no
+indicator fires, the model alone can never flag a post: every flag has at
+least one named indicator with the words behind it, which is what an analyst
+can act on and explain to the public.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ctis.screening.posts import Post
 FLAG_AT = 0.5
 #: Share of the rules' half that signs of a legitimate employer can take away, at most.
 MAX_LEGITIMACY = 0.8
-RULES_SHARE = 0.5
+RULES_SHARE = 0.6
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Screened:
     masked: str
     model_features: list[tuple[str, float]] = field(default_factory=list)
     network: str | None = None
+    signature: Any = None  # the MinHash of ``masked``, once the post is clustered
 
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON line: exactly the fields the issue names."""

@@ -67,7 +67,8 @@ def cluster(screened: list[Screened], index: nw.NetworkIndex | None = None) -> n
     """Add screened posts to an index (a fresh one by default) and set each post's network."""
     index = index if index is not None else nw.NetworkIndex()
     for s in screened:
-        index.add(s.post.id, nw.signature(s.masked), s.entities.contacts())
+        s.signature = nw.signature(s.masked)
+        index.add(s.post.id, s.signature, s.entities.contacts())
     for s in screened:
         s.network = index.network_of(s.post.id)
     return index
@@ -114,7 +115,7 @@ def ingest(
             row = ScreenedPost(id=s.post.id, first_ingested=now, status="new")
             session.add(row)
             created += 1
-        _fill(row, s, nw.signature(s.masked), now, actor.username)
+        _fill(row, s, s.signature, now, actor.username)
     session.flush()
     ids = list(latest)
     for chunk in _chunks(ids, 500):
@@ -170,7 +171,11 @@ def _fill(row: ScreenedPost, s: Screened, sig: Any, now: datetime, by: str) -> N
 
 
 def _refresh_network(session: Session, network: str, members: list[str]) -> None:
-    """Bring a network's members' ids and its summary (template, contacts, languages, dates) up to date."""
+    """Bring a network's members' ids and its summary (size, contacts, languages, dates) up to date.
+
+    The template is not kept: it is drawn from the newest members when the
+    network is read, so an ingest does not mask every touched network's posts again.
+    """
     for chunk in _chunks(members, 500):
         session.execute(
             update(ScreenedPost)
@@ -190,19 +195,11 @@ def _refresh_network(session: Session, network: str, members: list[str]) -> None
         )
     )
     dates = [r.posted_at or r.first_ingested for r in rows]
-    newest = sorted(rows, key=lambda r: r.posted_at or r.first_ingested, reverse=True)[:TEMPLATE_SAMPLE]
-    texts = session.execute(
-        select(ScreenedPost.text, ScreenedPost.title, ScreenedPost.entities, ScreenedPost.language).where(
-            ScreenedPost.id.in_([r.id for r in newest])
-        )
-    ).all()
-    masked = [nw.mask(f"{t.title}\n{t.text}" if t.title else t.text, language=t.language) for t in texts]
     row = session.get(ScreeningNetwork, network)
     if row is None:
         row = ScreeningNetwork(id=network, status="new")
         session.add(row)
     row.size = len(rows)
-    row.template = nw.template(masked)
     row.languages = _json([lang for lang, _n in Counter(r.language for r in rows).most_common()])
     row.contacts = _json(dict(contacts.most_common(200)))
     row.first_seen, row.last_seen = min(dates), max(dates)
@@ -251,10 +248,18 @@ def get_network(session: Session, actor: Actor, network_id: str) -> dict[str, An
         .where(ScreenedPost.network_id == row.id)
         .order_by(ScreenedPost.posted_at, ScreenedPost.id)
     ).all()  # fmt: skip
+    newest = sorted(members, key=lambda m: m.posted_at or datetime.min, reverse=True)[:TEMPLATE_SAMPLE]
+    texts = session.execute(
+        select(ScreenedPost.text, ScreenedPost.title, ScreenedPost.language).where(
+            ScreenedPost.id.in_([m.id for m in newest])
+        )
+    ).all()
+    masked = [nw.mask(f"{t.title}\n{t.text}" if t.title else t.text, language=t.language) for t in texts]
     audit.record(session, actor.username, "screening.network_read", "screening_networks", None,
                  {"network": row.id})  # fmt: skip
     return {
-        "id": row.id, "asked_for": asked, "status": row.status, "size": row.size, "template": row.template,
+        "id": row.id, "asked_for": asked, "status": row.status, "size": row.size,
+        "template": nw.template(masked),
         "languages": json.loads(row.languages), "contacts": json.loads(row.contacts),
         "first_seen": row.first_seen, "last_seen": row.last_seen,
         "flagged": sum(1 for m in members if m.flagged),

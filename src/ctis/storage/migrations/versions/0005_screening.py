@@ -46,7 +46,6 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("template", sa.Text(), nullable=False),
         sa.Column("languages", sa.Text(), nullable=False),
         sa.Column("contacts", sa.Text(), nullable=False),
         sa.Column("first_seen", sa.DateTime(), nullable=True),
