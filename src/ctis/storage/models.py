@@ -429,7 +429,6 @@ class ScreeningNetwork(Base):
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="new")
     size: Mapped[int] = mapped_column(Integer)
-    template: Mapped[str] = mapped_column(Text)
     languages: Mapped[str] = mapped_column(Text)  # JSON list
     contacts: Mapped[str] = mapped_column(Text)  # JSON object: contact point -> number of posts
     first_seen: Mapped[datetime | None] = mapped_column(DateTime)
