@@ -28,7 +28,7 @@ from ctis.screening.posts import BadLine, Post, parse_post, read_file
 from ctis.screening.score import screen
 from ctis.security.permissions import Actor, Forbidden
 from ctis.storage.models import AuditEntry, ScreenedPost, ScreeningContact, ScreeningNetwork
-from tests.conftest import LiveServer, http_client
+from tests.conftest import LiveServer, http_client, sign_in
 
 ANALYST = Actor(1, "ana", "analyst", agency_id=None, scope="all")
 INVESTIGATOR = Actor(2, "ivan", "investigator", agency_id=None, scope="own")
@@ -547,3 +547,34 @@ def test_api_batch_with_one_bad_post(api_server: tuple[LiveServer, dict[str, str
     assert reader.get("/api/v1/posts/nope").status_code == 404
     assert reader.post("/api/v1/posts", json=batch).status_code == 403
     assert reader.get("/api/v1/networks/NW-NONE").status_code == 404
+
+
+@pytest.mark.web
+def test_pages_queue_post_with_highlights_status_and_network(
+    api_server: tuple[LiveServer, dict[str, str]], model: TextModel
+) -> None:
+    server, tokens = api_server
+    crawler = http_client(server.url, headers={"Authorization": f"Bearer {tokens['ana']}"})
+    a = TEMPLATE.format(pay=1500, city="Bavet", phone="+855 97 123 4567")
+    b = TEMPLATE.format(pay=1800, city="Poipet", phone="+66 81 234 5678")
+    batch = {"posts": [{"id": "g1", "text": a}, {"id": "g2", "text": b}, {"id": "g3", "text": EN_ENGINEER}]}
+    network = crawler.post("/api/v1/posts", json=batch).json()["results"][0]["network"]
+    analyst = sign_in(server.url, "ana", "pw-" + "ana" * 6)
+    queue = analyst.get("/screening")
+    assert queue.status_code == 200 and "/screening/posts/g1" in queue.text and "g3" not in queue.text
+    assert "/screening/posts/g3" in analyst.get("/screening?all=1").text
+    page = analyst.get("/screening/posts/g1")
+    assert (
+        page.status_code == 200
+        and '<mark class="verdict-contradicted" title="Hub location">Bavet</mark>' in page.text
+    )
+    r = analyst.post("/screening/posts/g1/status", data={"status": "watch", "csrf_token": analyst.csrf})  # type: ignore[attr-defined]
+    assert r.status_code == 303
+    assert crawler.get("/api/v1/posts/g1").json()["status"] == "watch"
+    assert (
+        analyst.post("/screening/posts/g1/status", data={"status": "watch"}).status_code == 403
+    )  # no CSRF token
+    graph = analyst.get(f"/screening/networks/{network}")
+    assert graph.status_code == 200 and "<svg" in graph.text and "phone:+66812345678" in graph.text
+    khmer = http_client(server.url, cookies={**dict(analyst.cookies), "ctis_lang": "km"})
+    assert "ប្រកាសដែលបានត្រួតពិនិត្យ" in khmer.get("/screening").text

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ctis.records import Invalid, NotFound
@@ -248,6 +248,13 @@ def get_network(session: Session, actor: Actor, network_id: str) -> dict[str, An
         .where(ScreenedPost.network_id == row.id)
         .order_by(ScreenedPost.posted_at, ScreenedPost.id)
     ).all()  # fmt: skip
+    member_contacts: dict[str, list[str]] = {}
+    for post_id, contact in session.execute(
+        select(ScreeningContact.post_id, ScreeningContact.contact)
+        .join(ScreenedPost, ScreenedPost.id == ScreeningContact.post_id)
+        .where(ScreenedPost.network_id == row.id)
+    ):
+        member_contacts.setdefault(post_id, []).append(contact)
     newest = sorted(members, key=lambda m: m.posted_at or datetime.min, reverse=True)[:TEMPLATE_SAMPLE]
     texts = session.execute(
         select(ScreenedPost.text, ScreenedPost.title, ScreenedPost.language).where(
@@ -259,13 +266,45 @@ def get_network(session: Session, actor: Actor, network_id: str) -> dict[str, An
                  {"network": row.id})  # fmt: skip
     return {
         "id": row.id, "asked_for": asked, "status": row.status, "size": row.size,
-        "template": nw.template(masked),
+        "template": nw.template(masked), "member_contacts": member_contacts,
         "languages": json.loads(row.languages), "contacts": json.loads(row.contacts),
         "first_seen": row.first_seen, "last_seen": row.last_seen,
         "flagged": sum(1 for m in members if m.flagged),
         "members": [{"id": m.id, "posted_at": m.posted_at, "language": m.language, "score": m.score,
                      "flagged": m.flagged, "source": m.source, "status": m.status} for m in members],
     }  # fmt: skip
+
+
+def list_posts(
+    session: Session,
+    actor: Actor,
+    status: str | None = None,
+    flagged_only: bool = True,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[dict[str, Any]], int]:
+    """The analyst's queue: posts by score, highest first, with the total (the listing is audited)."""
+    authorize(actor, Permission.SCREENING_READ)
+    if status is not None and status not in STATUSES:
+        raise Invalid({"status": f"must be one of {', '.join(STATUSES)}"})
+    if not 1 <= per_page <= 200 or page < 1:
+        raise Invalid({"page": "page from 1, 1 to 200 posts a page"})
+    query = select(ScreenedPost)
+    if status is not None:
+        query = query.where(ScreenedPost.status == status)
+    if flagged_only:
+        query = query.where(ScreenedPost.flagged.is_(True))
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = list(
+        session.scalars(
+            query.order_by(ScreenedPost.score.desc(), ScreenedPost.id)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
+    audit.record(session, actor.username, "screening.list", "screening_posts", None,
+                 {"posts": [r.id for r in rows][:200]})  # fmt: skip
+    return [post_view(r) for r in rows], total
 
 
 def set_status(session: Session, actor: Actor, post_id: str, status: str) -> dict[str, Any]:

@@ -13,18 +13,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict
 
 from ctis.records import Invalid
 from ctis.screening import service
 from ctis.screening.posts import MAX_ID, PostError, parse_post
 from ctis.security.permissions import Permission, authorize
+from ctis.web import i18n
 from ctis.web.api import ERRORS
-from ctis.web.deps import DB, ApiIdentity
+from ctis.web.deps import DB, ApiIdentity, check_csrf
+from ctis.web.pages import PageIdentity, quote, render
 
-router = APIRouter(prefix="/api/v1", tags=["screening"])
+api = APIRouter(prefix="/api/v1", tags=["screening"])
+pages = APIRouter(include_in_schema=False)
+N_ = i18n.N_
+
+#: Names of the indicators and statuses as the pages show them (the catalogue translates them).
+LABELS = {
+    "deception": N_("Deception"), "debt_bondage": N_("Debt bondage"),
+    "document_retention": N_("Retention of identity documents"), "isolation": N_("Isolation"),
+    "restriction_of_movement": N_("Restriction of movement"), "excessive_overtime": N_("Excessive overtime"),
+    "unskilled_online_work": N_("Unskilled online work"),
+    "high_pay_unskilled": N_("High pay for unskilled online work"),
+    "scam_sector": N_("Gambling or crypto work"),
+    "no_experience": N_("No experience needed"), "travel_paid": N_("Travel paid"),
+    "messaging_app_only": N_("Messaging-app-only contact"), "hub_location": N_("Hub location"),
+    "urgent_departure": N_("Urgent departure"), "age_limit": N_("Age limit"), "fees": N_("Fees or deposits"),
+    "foreign_work": N_("Work abroad"), "sexual_exploitation": N_("Hostess or entertainment work"),
+    "company_identity": N_("Company identified"), "formal_application": N_("Formal application"),
+    "qualifications": N_("Qualifications required"), "corporate_email": N_("Company e-mail address"),
+    "new": N_("new"), "benign": N_("benign"), "watch": N_("watch"), "referred": N_("referred"),
+}  # fmt: skip
 
 #: Posts per request: a crawler sends more in several requests (the body limit is 1 MB anyway).
 MAX_BATCH = 500
@@ -134,7 +156,7 @@ BATCH_SCHEMA = {
 }
 
 
-@router.post("/posts", responses=ERRORS, operation_id="ingest_posts", openapi_extra=BATCH_SCHEMA)
+@api.post("/posts", responses=ERRORS, operation_id="ingest_posts", openapi_extra=BATCH_SCHEMA)
 def ingest_posts(
     who: ApiIdentity, db: DB, body: Annotated[Any, Body(description='{"posts": [{"id": …, "text": …}, …]}')]
 ) -> BatchOut:
@@ -165,19 +187,104 @@ def ingest_posts(
     )
 
 
-@router.get("/posts/{post_id}", responses=ERRORS, operation_id="get_post")
+@api.get("/posts/{post_id}", responses=ERRORS, operation_id="get_post")
 def get_post(who: ApiIdentity, db: DB, post_id: PostId) -> PostOut:
     """A screened post: score, indicators with the words behind them, entities, model features, network."""
     return PostOut(**service.get_post(db, who.actor, post_id))
 
 
-@router.put("/posts/{post_id}/status", responses=ERRORS, operation_id="set_post_status")
+@api.put("/posts/{post_id}/status", responses=ERRORS, operation_id="set_post_status")
 def set_post_status(who: ApiIdentity, db: DB, post_id: PostId, body: StatusIn) -> PostOut:
     """An analyst's decision: new, benign, watch or referred."""
     return PostOut(**service.set_status(db, who.actor, post_id, body.status))
 
 
-@router.get("/networks/{network_id}", responses=ERRORS, operation_id="get_network")
+@api.get("/networks/{network_id}", responses=ERRORS, operation_id="get_network")
 def get_network(who: ApiIdentity, db: DB, network_id: NetworkId) -> NetworkOut:
     """A network: template with its varying slots, members over time, contact points, languages."""
     return NetworkOut(**service.get_network(db, who.actor, network_id))
+
+
+# -- pages: the analyst's queue, a post with its highlights, a network with its graph ---------------------
+
+
+def highlighted(text: str, indicators: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The text cut into plain pieces and marked spans (the first indicator to claim a span names it)."""
+    spans = sorted({(s[0], s[1], h["name"], h["family"]) for h in indicators for s in h["spans"]})
+    pieces: list[dict[str, Any]] = []
+    at = 0
+    for start, end, name, family in spans:
+        if start < at or end > len(text):
+            continue
+        if start > at:
+            pieces.append({"text": text[at:start]})
+        pieces.append({"text": text[start:end], "indicator": name, "family": family})
+        at = end
+    pieces.append({"text": text[at:]})
+    return pieces
+
+
+def graph(network: dict[str, Any], width: int = 720) -> dict[str, Any]:
+    """A two-column drawing: posts on the left, the contact points they share on the right."""
+    members = network["members"][:40]
+    contacts = [c for c, n in network["contacts"].items() if n >= 2][:25] or list(network["contacts"])[:25]
+    step = 22
+    height = max(len(members), len(contacts), 1) * step + 20
+    left = {m["id"]: (160, 20 + i * step) for i, m in enumerate(members)}
+    right = {c: (width - 260, 20 + i * step) for i, c in enumerate(contacts)}
+    edges = [(left[pid], right[c]) for pid, cs in network.get("member_contacts", {}).items() if pid in left
+             for c in cs if c in right]  # fmt: skip
+    return {"width": width, "height": height, "left": left, "right": right, "edges": edges,
+            "flagged": {m["id"] for m in members if m["flagged"]}}  # fmt: skip
+
+
+@pages.get("/screening", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    db: DB,
+    who: PageIdentity,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    everything: Annotated[bool, Query(alias="all")] = False,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """Flagged posts, highest score first; ``?all=1`` lists unflagged posts too."""
+    posts, total = service.list_posts(db, who.actor, status or None, not everything, page, 50)
+    return render(request, "screening_queue.html", who, posts=posts, total=total, page=page,
+                  pages=max(1, -(-total // 50)), status_filter=status or "", everything=everything,
+                  statuses=service.STATUSES, labels=LABELS)  # fmt: skip
+
+
+@pages.get("/screening/posts/{post_id}", response_class=HTMLResponse)
+def post_page(request: Request, db: DB, who: PageIdentity, post_id: PostId) -> HTMLResponse:
+    post = service.get_post(db, who.actor, post_id)
+    text = f"{post['title']}\n{post['text']}" if post["title"] else post["text"]
+    pieces = highlighted(text, post["indicators"])
+    return render(request, "screening_post.html", who, post=post, pieces=pieces, statuses=service.STATUSES,
+                  labels=LABELS)  # fmt: skip
+
+
+@pages.post("/screening/posts/{post_id}/status", response_model=None)
+def post_status_form(
+    request: Request,
+    db: DB,
+    who: PageIdentity,
+    post_id: PostId,
+    status: Annotated[str, Form(max_length=20)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    check_csrf(request, who, csrf_token)
+    service.set_status(db, who.actor, post_id, status)
+    return RedirectResponse(f"/screening/posts/{quote(post_id)}", status_code=303)
+
+
+@pages.get("/screening/networks/{network_id}", response_class=HTMLResponse)
+def network_page(request: Request, db: DB, who: PageIdentity, network_id: NetworkId) -> HTMLResponse:
+    network = service.get_network(db, who.actor, network_id)
+    return render(
+        request, "screening_network.html", who, network=network, graph=graph(network), labels=LABELS
+    )
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(pages)
