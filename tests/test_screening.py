@@ -7,6 +7,7 @@ generated corpus the model is trained on), in each of the five languages.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -578,3 +579,11 @@ def test_pages_queue_post_with_highlights_status_and_network(
     assert graph.status_code == 200 and "<svg" in graph.text and "phone:+66812345678" in graph.text
     khmer = http_client(server.url, cookies={**dict(analyst.cookies), "ctis_lang": "km"})
     assert "ប្រកាសដែលបានត្រួតពិនិត្យ" in khmer.get("/screening").text
+
+
+def test_a_post_of_spaced_zeros_does_not_stall_the_phone_search() -> None:
+    """Thousands of one-digit chunks would mean millions of phonenumbers calls without a budget."""
+    started = time.perf_counter()
+    e = extract(("0 " * 9000) + " call 012 345 678", "km")
+    assert time.perf_counter() - started < 5
+    assert e.phones == []  # the budget went on the zeros, so the number after them is missed: bounded work

@@ -133,7 +133,14 @@ def parse_phone(digits: str, plus: bool, hint: str | None = None) -> str | None:
 _HARD_SEP = re.compile(r"\s*/\s*|\s{2,}|\t")
 
 
-def _phones_in_run(text: str, match: re.Match[str], hint: str | None) -> list[tuple[int, int, str]]:
+#: Numbers tried with phonenumbers per post.  An ordinary post needs a few dozen; a post of
+#: thousands of spaced zeros would need millions (18 s), so the search stops at this many.
+PHONE_BUDGET = 600
+
+
+def _phones_in_run(
+    text: str, match: re.Match[str], hint: str | None, budget: list[int]
+) -> list[tuple[int, int, str]]:
     """The valid numbers in a run of digit-like tokens (two numbers may be written side by side).
 
     Within a stretch between hard separators, the longest valid number starting
@@ -163,6 +170,9 @@ def _phones_in_run(text: str, match: re.Match[str], hint: str | None) -> list[tu
                 for j in range(len(digits), 7, -1):
                     if not ends[first + j - 1]:
                         continue
+                    budget[0] -= 1
+                    if budget[0] < 0:
+                        return found
                     e164 = _parse_in("".join(digits[:j]), plus, region)
                     if e164:
                         best = (first + j - 1, e164)
@@ -553,8 +563,11 @@ def extract(text: str, language: str | None = None) -> Entities:
         add(m.start(), m.end(), "url", f"http://{host}{m.group(2) or ''}", out.urls)
         if host not in out.domains:
             out.domains.append(host)
+    budget = [PHONE_BUDGET]
     for run in _RUN.finditer(norm):
-        for start, end, e164 in _phones_in_run(norm, run, language):
+        if budget[0] < 0:
+            break
+        for start, end, e164 in _phones_in_run(norm, run, language, budget):
             if _claimed(spans, start, end):
                 continue
             spans.append(Span(start, end, "phone", e164))
