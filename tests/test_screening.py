@@ -147,6 +147,24 @@ def test_links_emails_and_urls_are_normalised() -> None:
     assert "+85512345678" in e.phones
 
 
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [("Call +855 (0) 97 123 4567 now", "+855971234567"), ("855-97-123-4567", "+855971234567"),
+     ("(+66) 81-234-5678", "+66812345678"), ("+60 12-345 6789", "+60123456789"),
+     ("+63 917 123 4567", "+639171234567"),
+     ("call zero nine seven one two three four five six seven", "+855971234567")],
+)  # fmt: skip
+def test_phone_formats_of_the_region(text: str, phone: str) -> None:
+    assert extract(text, "en").phones == [phone]
+
+
+def test_pay_periods_and_handles_with_spaces() -> None:
+    assert extract("annual salary 36,000 USD", "en").salary_usd_month == 3000
+    assert extract("pay $50 per day", "en").salary_usd_month == 1300  # 26 working days
+    assert extract("Gaji RM 3,500 sebulan", "id").salary_usd_month == round(3500 * 0.222)
+    assert extract("Telegram : @ hr_team", "en").handles == ["telegram:hr_team"]
+
+
 def test_numbers_that_are_not_phones() -> None:
     e = extract("Salary 1500-3000 USD per month from 2024-01-15, ages 20-35, 10800-14400 staff", "en")
     assert e.phones == []

@@ -67,6 +67,11 @@ _SEP = r"[ \t\-.()/·_]{0,3}"
 # spelled digits come only after it, as in "0 9 7-one two three …"), not right after a letter or digit.
 _RUN = re.compile(rf"[+\d](?<![0-9A-Za-z][+\d])(?:{_SEP}(?i:{_DIGITISH})){{7,40}}(?![0-9])")
 _GROUP = re.compile(rf"\+|{_DIGITISH}", re.IGNORECASE)
+# A number written out in words from its first digit ("zero nine seven one two …"): rare, so the
+# pattern runs only when the post holds at least eight English digit words.
+_WORD_RUN = re.compile(
+    rf"(?<![a-z])(?:{_LATIN_WORDS})(?:[ \t\-.,]{{1,3}}(?:{_LATIN_WORDS})){{7,14}}(?![a-z])"
+)
 _MESSENGER_LABEL = re.compile(
     r"(whats\s?app|wa|zalo|viber|telegram|tele|tg|line|signal|วอทส์แอพ|ไลน์|ซาโล|飞机|电报|微信)"
     r"\s*(?:id|no\.?|number|號|号)?\s*[:：]?\s*$",
@@ -205,7 +210,7 @@ _HANDLE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         "telegram",
         re.compile(
             r"(?<![a-z])(?:telegram|tele|tg|电报|纸飞机|飞机|เทเลแกรม|เทเล|ទេឡេក្រាម|តេឡេក្រាម)\s*(?:id|ID|号)?"
-            r"\s*(?:[:：]\s*@?|@)([A-Za-z][A-Za-z0-9_]{3,31})",
+            r"\s*(?:[:：]\s*@?\s?|@\s?)([A-Za-z][A-Za-z0-9_]{3,31})",
             re.I,
         ),
     ),
@@ -294,6 +299,7 @@ _PERIOD_AFTER = re.compile(
 _PER = re.compile(r"\s*(?:/|per\b|a\b|an\b|each\b|every\b|mỗi|một|ต่อ|每|一个|ក្នុង)", re.IGNORECASE)
 _PERIOD_BEFORE = {"月薪": "month", "月收入": "month", "月入": "month", "日薪": "day", "年薪": "year",
                   "日入": "day", "每天": "day", "mỗi ngày": "day", "วันละ": "day", "daily": "day",
+                  "annual": "year", "yearly": "year", "per year": "year",
                   "monthly": "month", "lương tháng": "month", "เงินเดือน": "month",
                   "ប្រាក់ខែ": "month"}  # fmt: skip
 _SALARY_WORDS = re.compile(
@@ -564,7 +570,12 @@ def extract(text: str, language: str | None = None) -> Entities:
         if host not in out.domains:
             out.domains.append(host)
     budget = [PHONE_BUDGET]
-    for run in _RUN.finditer(norm):
+    runs = list(_RUN.finditer(norm))
+    if sum(lower.count(w) for w in _WORD_DIGITS if w.isascii()) >= 8:
+        runs += [
+            m for m in _WORD_RUN.finditer(lower) if not any(r.start() <= m.start() < r.end() for r in runs)
+        ]
+    for run in runs:
         if budget[0] < 0:
             break
         for start, end, e164 in _phones_in_run(norm, run, language, budget):
