@@ -605,3 +605,11 @@ def test_a_post_of_spaced_zeros_does_not_stall_the_phone_search() -> None:
     e = extract(("0 " * 9000) + " call 012 345 678", "km")
     assert time.perf_counter() - started < 5
     assert e.phones == []  # the budget went on the zeros, so the number after them is missed: bounded work
+
+
+def test_a_json_array_file_and_extra_fields(tmp_path: Path) -> None:
+    path = tmp_path / "posts.json"
+    path.write_text(json.dumps([{"id": 7, "text": "Typing job", "likes": 12}, {"id": "j2"}]), encoding="utf-8")
+    got = list(read_file(path))
+    assert got[0] == (1, Post(id="7", text="Typing job"))  # fields a crawler adds are ignored
+    assert got[1][0] == 2 and isinstance(got[1][1], BadLine) and got[1][1].reason == "text is empty"

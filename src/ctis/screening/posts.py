@@ -102,9 +102,7 @@ def parse_post(data: Any) -> Post:
     """A validated post from a decoded JSON object or CSV row; :class:`PostError` says what is wrong."""
     if not isinstance(data, dict):
         raise PostError("a post must be an object with at least 'id' and 'text'")
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        raise PostError(f"unknown field(s) {', '.join(map(str, unknown))[:100]}; fields: {', '.join(FIELDS)}")
+    # Other fields a crawler adds (likes, language, author…) are ignored: they are not screened.
     post_id = _text(data.get("id"), "id", MAX_ID)
     if post_id is None:
         raise PostError("id is missing")
@@ -215,4 +213,24 @@ def read_file(path: Path) -> Iterator[tuple[int, Post | BadLine]]:
     if suffix not in {".jsonl", ".ndjson", ".json"}:
         raise PostError(f"{path.name}: expected a .jsonl or .csv file")
     with path.open("rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if suffix == ".json" and head.startswith(b"["):
+        yield from read_json_array(path.read_bytes())
+        return
+    with path.open("rb") as fh:
         yield from read_jsonl(line.rstrip(b"\r\n") for line in fh)
+
+
+def read_json_array(raw: bytes) -> Iterator[tuple[int, Post | BadLine]]:
+    """A ``.json`` file holding one array of posts; the "line" of a post is its place in the array."""
+    try:
+        items = json.loads(_decode(raw).lstrip("\ufeff"))
+    except (PostError, json.JSONDecodeError) as exc:
+        yield 1, BadLine(1, f"not a JSON array of posts ({exc})")
+        return
+    for number, item in enumerate(items, 1):
+        try:
+            yield number, parse_post(item)
+        except PostError as exc:
+            post_id = str(item.get("id"))[:MAX_ID] if isinstance(item, dict) and "id" in item else None
+            yield number, BadLine(number, str(exc), post_id)
