@@ -609,7 +609,8 @@ def test_a_post_of_spaced_zeros_does_not_stall_the_phone_search() -> None:
 
 def test_a_json_array_file_and_extra_fields(tmp_path: Path) -> None:
     path = tmp_path / "posts.json"
-    path.write_text(json.dumps([{"id": 7, "text": "Typing job", "likes": 12}, {"id": "j2"}]), encoding="utf-8")
+    posts = [{"id": 7, "text": "Typing job", "likes": 12}, {"id": "j2"}]
+    path.write_text(json.dumps(posts), encoding="utf-8")
     got = list(read_file(path))
     assert got[0] == (1, Post(id="7", text="Typing job"))  # fields a crawler adds are ignored
     assert got[1][0] == 2 and isinstance(got[1][1], BadLine) and got[1][1].reason == "text is empty"
