@@ -614,3 +614,13 @@ def test_a_json_array_file_and_extra_fields(tmp_path: Path) -> None:
     got = list(read_file(path))
     assert got[0] == (1, Post(id="7", text="Typing job"))  # fields a crawler adds are ignored
     assert got[1][0] == 2 and isinstance(got[1][1], BadLine) and got[1][1].reason == "text is empty"
+
+
+def test_cli_with_two_worker_processes_gives_the_same_answers(sqlite_env: Path, model: TextModel) -> None:
+    path = sqlite_env / "posts.jsonl"
+    texts = [EN_SCAM, EN_ENGINEER, KM_SCAM, TH_SCAM, ZH_SCAM, VI_SCAM, ZH_ENGINEER]
+    path.write_text("".join(json.dumps({"id": f"w{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    one = CliRunner().invoke(app, ["screen", str(path), "--format", "json", "--no-store"])
+    two = CliRunner().invoke(app, ["screen", str(path), "--format", "json", "--no-store", "--workers", "2"])
+    assert one.exit_code == two.exit_code == 0, two.output
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == len(texts)

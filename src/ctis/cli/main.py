@@ -410,6 +410,7 @@ def screen(
     output: Annotated[
         Path | None, typer.Option(help="Write to this file (default for xlsx: ctis-screening.xlsx).")
     ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes that screen (one per core).")] = 1,
 ) -> None:
     """Screen recruitment posts for trafficking and scam-compound recruitment; link them into networks."""
     from ctis.screening import command
@@ -421,7 +422,7 @@ def screen(
         with _progress() as progress:
             task = progress.add_task("Screening posts", total=None)
             engine = services.engine() if store else None
-            outcome = command.run(file, engine, lambda n: progress.advance(task, n))
+            outcome = command.run(file, engine, lambda n: progress.advance(task, n), workers)
     except PostError as exc:
         fail(str(exc))
     for bad in outcome.bad:

@@ -16,7 +16,9 @@ import getpass
 import io
 import json
 import sys
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,10 @@ from sqlalchemy.orm import Session
 
 from ctis.io.files import write_csv, write_xlsx
 from ctis.screening import service
+from ctis.screening.model import default_model
 from ctis.screening.networks import NetworkIndex
 from ctis.screening.posts import BadLine, Post, PostError, read_file
+from ctis.screening.score import Screened, screen_many
 from ctis.security.permissions import Actor
 
 BATCH = 1000
@@ -62,10 +66,47 @@ def cli_actor() -> Actor:
     return Actor(0, f"cli:{getpass.getuser()}", "administrator", agency_id=None, scope="all")
 
 
-def run(path: Path, engine: Engine | None, progress: Any = None) -> Outcome:
+def _screened_batches(
+    path: Path, outcome: Outcome, workers: int
+) -> Iterator[tuple[list[Post], list[Screened] | None]]:
+    """Batches of posts, screened by ``workers`` processes ahead of the caller (None: screen in-process).
+
+    At most two batches per worker are in flight, so a file of a million posts
+    is never in memory at once.
+    """
+    if workers <= 1:
+        for batch in _batches(path, outcome):
+            yield batch, None
+        return
+    default_model()  # trained and cached once here, so the workers only load it
+    with ProcessPoolExecutor(workers) as pool:
+        pending: deque[tuple[list[Post], Future[list[Screened]]]] = deque()
+        for batch in _batches(path, outcome):
+            chunk = -(-len(batch) // workers)
+            pending.append(
+                (
+                    batch,
+                    pool.submit(_screen_parts, [batch[i : i + chunk] for i in range(0, len(batch), chunk)]),
+                )
+            )
+            if len(pending) >= 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _screen_parts(parts: list[list[Post]]) -> list[Screened]:
+    return [s for part in parts for s in screen_many(part)]
+
+
+def run(path: Path, engine: Engine | None, progress: Any = None, workers: int = 1) -> Outcome:
     """Screen every post of ``path``; store them through ``engine`` when one is given.
 
-    Raises :class:`PostError` when the file cannot be read at all (missing, wrong kind).
+    With ``workers`` > 1 the screening runs in that many processes while this
+    one links and stores the batches already screened.  Raises
+    :class:`PostError` when the file cannot be read at all (missing, wrong kind).
     """
     if not path.is_file():
         raise PostError(f"{path}: no such file")
@@ -77,12 +118,12 @@ def run(path: Path, engine: Engine | None, progress: Any = None) -> Outcome:
         with Session(engine) as session:
             index = service.load_index(session)
     actor = cli_actor()
-    for batch in _batches(path, outcome):
+    for batch, screened in _screened_batches(path, outcome, workers):
         if engine is None:
-            results = service.screen_only(batch, index)
+            results = service.screen_only(batch, index, screened)
         else:
             with Session(engine) as session, session.begin():
-                results = service.ingest(session, actor, batch, index=index).screened
+                results = service.ingest(session, actor, batch, index=index, screened=screened).screened
         for s in results:
             outcome.results.append(s.summary())
         if progress is not None:

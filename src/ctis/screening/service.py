@@ -85,19 +85,28 @@ def _json(value: Any) -> str:
 
 
 def ingest(
-    session: Session, actor: Actor, posts: list[Post], index: nw.NetworkIndex | None = None
+    session: Session,
+    actor: Actor,
+    posts: list[Post],
+    index: nw.NetworkIndex | None = None,
+    screened: list[Screened] | None = None,
 ) -> IngestResult:
     """Screen, store and link a batch of posts in the caller's transaction (audited).
 
     ``index`` is the network index of what is stored, when the caller keeps one
     across batches (``ctis screen``); otherwise it is rebuilt from the database.
+    ``screened`` are the posts already screened (by worker processes), in order.
     """
     authorize(actor, Permission.SCREENING_WRITE)
     latest: dict[str, Post] = {}
     for post in posts:  # the same id twice in one batch: the later version wins
         latest.pop(post.id, None)
         latest[post.id] = post
-    screened = screen_many(list(latest.values()))
+    if screened is None:
+        screened = screen_many(list(latest.values()))
+    else:
+        by_id = {s.post.id: s for s in screened}
+        screened = [by_id[pid] for pid in latest]
     _lock(session)
     if index is None:
         index = load_index(session)
@@ -139,9 +148,11 @@ def ingest(
     return IngestResult(screened, created, len(screened) - created, sorted(touched))
 
 
-def screen_only(posts: list[Post], index: nw.NetworkIndex | None = None) -> list[Screened]:
+def screen_only(
+    posts: list[Post], index: nw.NetworkIndex | None = None, screened: list[Screened] | None = None
+) -> list[Screened]:
     """Screen and link posts without storing them (``ctis screen --no-store``): nothing is read or written."""
-    screened = screen_many(posts)
+    screened = screen_many(posts) if screened is None else screened
     cluster(screened, index)
     return screened
 
