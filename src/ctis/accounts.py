@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -119,6 +121,31 @@ def start_session(session: Session, user: User, address: str | None) -> tuple[st
     return secret, csrf
 
 
+#: When this process last wrote a session's last-seen or a token's last-used time.
+_touched: dict[tuple[str, object], float] = {}
+_touched_lock = threading.Lock()
+
+
+def _first_to_touch(key: tuple[str, object], seconds: float) -> bool:
+    """Whether this request is the one (in this process) to record that a session or token is in use.
+
+    The write is needed only once in a while (idle timeout, "last used" shown to the owner), but
+    every request of that second would see the old time and try it: concurrent writers queue on
+    the database's write lock (SQLite has one) and stall the requests behind them.  One request
+    per interval and process writes; the others read on.
+    """
+    now = time.monotonic()
+    with _touched_lock:
+        last = _touched.get(key)
+        if last is not None and now - last < seconds:
+            return False
+        if len(_touched) > 10_000:  # sessions come and go; forget the oldest half
+            for old in sorted(_touched, key=_touched.__getitem__)[:5_000]:
+                del _touched[old]
+        _touched[key] = now
+        return True
+
+
 def load_session(session: Session, secret: str | None, touch: bool = True) -> SessionInfo | None:
     if not secret:
         return None
@@ -140,7 +167,11 @@ def load_session(session: Session, secret: str | None, touch: bool = True) -> Se
     ):
         session.delete(row)
         return None
-    if touch and now - row.last_seen_at > timedelta(seconds=30):
+    if (
+        touch
+        and now - row.last_seen_at > timedelta(seconds=30)
+        and _first_to_touch(("session", row.id_hash), 30)
+    ):
         row.last_seen_at = now
     return SessionInfo(user=user, csrf_token=row.csrf_token)
 
@@ -185,7 +216,8 @@ def user_for_token(session: Session, secret: str) -> User | None:
     if user is None or not user.is_active:
         return None
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+    stale = token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1)
+    if stale and _first_to_touch(("token", token.id), 60):
         token.last_used_at = now
     return user
 
