@@ -23,7 +23,7 @@ field, whoever produces it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -46,7 +46,7 @@ from ctis.domain.records import field_errors
 from ctis.domain.values import parse_country, value_set, value_sets
 from ctis.metrics.registry import DIMENSIONS, METRICS
 from ctis.metrics.report import UNKNOWN, report_cache
-from ctis.records import Conflict, Invalid, NotFound, Page
+from ctis.records import Conflict, Invalid, ListQuery, NotFound, Page
 from ctis.security import audit
 from ctis.security.permissions import READ, Actor, Forbidden, authorize, can
 from ctis.security.permissions import Permission as P
@@ -65,16 +65,8 @@ PUBLIC_REFERENCE_KINDS = ("cases", "operations")
 _EVIDENCE = TypeAdapter(EvidenceIn)
 
 
-@dataclass
-class AllegationQuery:
-    q: str | None = None
-    filters: dict[str, str] = field(default_factory=dict)
-    date_from: date | None = None
-    date_to: date | None = None
-    agency: str | None = None
-    sort: str = "-id"
-    page: int = 1
-    per_page: int = 50
+#: A list request: the same search, filters, dates, agency, sort and paging as record lists.
+AllegationQuery = ListQuery
 
 
 # -- scope and views ---------------------------------------------------------------------------------
