@@ -115,8 +115,8 @@ def _cookies(headers: Headers) -> dict[str, str]:
 
 #: Requests the application works on at once, per worker process; the others wait their turn
 #: in arrival order (in the event loop, at no cost).  Why a bound: each request holds a pooled
-#: database connection across several thread hops (the session dependency, the identity, the
-#: handler), so with more requests in flight than connections, threads block on the pool while
+#: database connection across several thread hops (the identity, the handler, the commit), so
+#: with more requests in flight than connections, threads block on the pool while
 #: the requests holding connections wait for a thread: a deadlock until the pool times out.
 #: And with the GIL, dozens of threads competing for one core make every request wait for the
 #: others' time slices.  A small bound answers sooner under load (docs/benchmarks-api.md).
