@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -43,9 +44,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(session.close)  # rolls back what the request began
+        # Shielded: a request cancelled here (the client went away) still returns its connection.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(session.close)  # rolls back what the request began
         raise
-    await run_in_threadpool(_commit_and_close, session)
+    with anyio.CancelScope(shield=True):  # a commit, once begun, finishes or fails as a whole
+        await run_in_threadpool(_commit_and_close, session)
 
 
 def _commit_and_close(session: Session) -> None:
