@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
@@ -135,6 +136,9 @@ class PersonMixin:
     phone: Mapped[bytes | None] = mapped_column(LargeBinary)
     address: Mapped[bytes | None] = mapped_column(LargeBinary)
     name_index: Mapped[str | None] = mapped_column(Text)
+    #: Representative record (smallest row id) of the person's cluster, written by
+    #: ``ctis.linkage.service``; NULL: never linked, the record is its own person.
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 #: Columns of person tables that hold sealed values.
@@ -445,6 +449,70 @@ class ScreeningContact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     post_id: Mapped[str] = mapped_column(ForeignKey("screening_posts.id", ondelete="CASCADE"), index=True)
     contact: Mapped[str] = mapped_column(String(300), index=True)
+
+
+class LinkRun(Base):
+    """One run of person linkage (``ctis.linkage.service``) over one record kind.
+
+    Keeps the trained model (Splink settings with m/u values, JSON), the
+    thresholds and what came out; ``unlinkable`` is a JSON list of the record
+    ids with neither a usable name nor a usable date, left as their own person.
+    """
+
+    __tablename__ = "link_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # victims, suspects
+    status: Mapped[str] = mapped_column(String(20))  # succeeded, failed
+    engine: Mapped[str] = mapped_column(String(20))
+    trained: Mapped[bool] = mapped_column(Boolean)  # False: the model of an earlier run was reused
+    model: Mapped[str | None] = mapped_column(Text)
+    match_threshold: Mapped[float] = mapped_column(Float)
+    review_threshold: Mapped[float] = mapped_column(Float)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    persons: Mapped[int] = mapped_column(Integer, default=0)
+    linked_records: Mapped[int] = mapped_column(Integer, default=0)
+    review_pairs: Mapped[int] = mapped_column(Integer, default=0)
+    unlinkable: Mapped[str] = mapped_column(Text, default="[]")
+    pairs_scored: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_by: Mapped[str] = mapped_column(String(100))
+
+
+class LinkDecision(Base):
+    """A reviewer's verdict on a pair of records (``record_id_l < record_id_r``), honoured by every run.
+
+    ``fingerprint`` is a keyed hash of both records' linkage fields when the
+    decision was made; when either record changes, the next run marks the
+    decision ``stale`` (no longer applied) and puts the pair back for review.
+    """
+
+    __tablename__ = "link_decisions"
+    __table_args__ = (UniqueConstraint("kind", "record_id_l", "record_id_r", name="uq_link_decisions_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    record_id_l: Mapped[int] = mapped_column(Integer)
+    record_id_r: Mapped[int] = mapped_column(Integer)
+    same: Mapped[bool] = mapped_column(Boolean)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    probability: Mapped[float | None] = mapped_column(Float)
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LinkReviewPair(Base):
+    """An uncertain pair of the latest run of its kind, waiting for a reviewer."""
+
+    __tablename__ = "link_review"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("link_runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    record_id_l: Mapped[int] = mapped_column(Integer)
+    record_id_r: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float)
 
 
 #: ORM class per record kind, the same keys as ``ctis.domain.records.SCHEMAS``.
