@@ -96,6 +96,8 @@ allegations:write            x             x           x             .          
 releases:publish             x             .           .             .          .      .
 screening:read               x             .           x             .          x      .
 screening:write              x             .           .             .          x      .
+linkage:run                  x             x           .             .          .      .
+linkage:review               x             x           .             .          .      .
 """
 
 

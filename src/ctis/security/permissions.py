@@ -50,6 +50,8 @@ class Permission(StrEnum):
     RELEASES_PUBLISH = "releases:publish"
     SCREENING_READ = "screening:read"
     SCREENING_WRITE = "screening:write"
+    LINKAGE_RUN = "linkage:run"
+    LINKAGE_REVIEW = "linkage:review"
 
 
 P = Permission
@@ -78,6 +80,7 @@ ROLES: dict[str, frozenset[Permission]] = {
         _BASE | _ALL_READ | set(WRITE.values()) | set(IDENTIFY.values())
         | {P.REPORTS_EXPORT, P.RECORDS_EXPORT, P.RECORDS_IMPORT, P.RECORDS_ALL_AGENCIES}
         | {P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE}
+        | {P.LINKAGE_RUN, P.LINKAGE_REVIEW}  # person linkage: runs and the review queue
     ),
     # Police / prosecutor focal point: operations, cases, suspects, court outcomes; sees
     # victims only as counts and non-identifying facts.
