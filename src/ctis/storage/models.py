@@ -526,3 +526,25 @@ MODELS: dict[str, type[RecordMixin]] = {
     "assistance": Assistance,
     "referrals": Referral,
 }
+
+
+class ScreeningLead(Base):
+    """A screened post or network referred to investigators, linked to a case (``ctis.screening.leads``).
+
+    ``contacts`` keeps the contact points of the post or network as they were
+    when it was referred (JSON list), so a lead still says what investigators
+    were given after the network grows or merges.  Leads are only ever added.
+    """
+
+    __tablename__ = "screening_leads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(10))  # post, network
+    post_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    network_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    contacts: Mapped[str] = mapped_column(Text, default="[]")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    case: Mapped[Case] = relationship()
