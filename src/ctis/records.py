@@ -20,7 +20,16 @@ from sqlalchemy.orm.exc import StaleDataError
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, field_errors, parse_date
 from ctis.security import audit
 from ctis.security.crypto import normalise_words
-from ctis.security.permissions import READ, WRITE, Actor, Forbidden, authorize, can, may_identify
+from ctis.security.permissions import (
+    READ,
+    WRITE,
+    Actor,
+    Forbidden,
+    Permission,
+    authorize,
+    can,
+    may_identify,
+)
 from ctis.storage.models import MODELS, Agency, Assistance, Referral, Suspect, Victim
 from ctis.storage.repository import PERSON_KINDS, Repository
 
@@ -127,6 +136,8 @@ def scope_clause(actor: Actor, kind: str) -> ColumnElement[bool] | None:
 
 def visible_ids(session: Session, actor: Actor, kind: str, ids: list[int]) -> set[int]:
     """Which of ``ids`` the actor may see: a drill-down counts every record but lists only these."""
+    if kind == "posts":  # screened posts (``posts_flagged``): public web content, no agency
+        return set(ids) if can(actor, Permission.SCREENING_READ) else set()
     if not can(actor, READ[kind]):
         return set()
     clause = scope_clause(actor, kind)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from ctis.domain.periods import Period
 from ctis.domain.values import country_label, value_set
 from ctis.exports.mapping import Unmapped, UnmappedLog
-from ctis.metrics.registry import DIMENSIONS, METRICS, exploitation_forms
+from ctis.metrics.registry import DIMENSIONS, FREE_DIMENSIONS, METRICS, exploitation_forms
 from ctis.metrics.report import UNKNOWN, compute_report, cross_tab
 from ctis.publication.gate import (
     CellStatus,
@@ -91,7 +91,8 @@ def keys_of(dimension: str) -> list[str]:
     """Every value a dimension can take in a published table, ``unknown`` last."""
     if dimension == "nationality":
         return [*published_nationalities(), OTHER, UNKNOWN]
-    if dimension not in DIMENSIONS or DIMENSIONS[dimension] in {"agency", "country"}:
+    free = dimension in FREE_DIMENSIONS
+    if dimension not in DIMENSIONS or DIMENSIONS[dimension] in {"agency", "country"} or free:
         raise ValueError(f"dimension {dimension!r} has no fixed list of values to publish")
     codes = value_set(DIMENSIONS[dimension]).codes
     return [c for c in codes if c != UNKNOWN] + [UNKNOWN]

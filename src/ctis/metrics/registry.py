@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 
@@ -40,6 +40,7 @@ from ctis.storage.models import (
     Operation,
     Prosecution,
     Referral,
+    ScreenedPost,
     Suspect,
     Victim,
     case_operations,
@@ -68,7 +69,13 @@ DIMENSIONS: dict[str, str] = {
     "exploitation_form": "exploitation_form",
     "age_group": "age_group",
     "victim_status": "victim_status",
+    # screened posts (``posts_flagged``): free codes, no value set
+    "language": "language",
+    "post_status": "post_status",
+    "network": "network",
 }
+#: Dimensions whose codes are free text (no value set): shown as they are, never published as tables.
+FREE_DIMENSIONS = frozenset({"language", "post_status", "network"})
 
 
 @cache
@@ -329,6 +336,24 @@ def _operations(period: Period) -> Facts:
     )
 
 
+SP = ScreenedPost.__table__.c
+
+
+def _posts_flagged(period: Period) -> Facts:
+    # posted_at is a date-time: the period's last day counts until its midnight
+    return Facts(
+        unit="posts",
+        record_id=SP.id,
+        from_=ScreenedPost.__table__,
+        where=[
+            SP.flagged == true(),
+            SP.posted_at >= datetime.combine(period.start, time.min),
+            SP.posted_at < datetime.combine(period.end + timedelta(days=1), time.min),
+        ],
+        dimensions={"language": SP.language, "post_status": SP.status, "network": SP.network_id},
+    )
+
+
 # Any period will do to inspect a metric's unit and dimensions.
 _ANY_PERIOD = Period(start=date(2000, 1, 1), end=date(2000, 1, 1), label="-", kind="range")
 
@@ -466,6 +491,17 @@ METRICS: dict[str, Metric] = {
             "Distinct suspects convicted in the period (verdict date) with a fine and no prison "
             "term (none recorded, or zero months).",
             _suspects_sentenced(P.fine_khr > 0, or_(P.sentence_months.is_(None), P.sentence_months == 0)),
+        ),
+        Metric(
+            "posts_flagged",
+            "Recruitment posts flagged",
+            "ការប្រកាសជ្រើសរើសដែលត្រូវបានសម្គាល់",
+            "Online recruitment posts screened (ctis.screening) and flagged for signs of trafficking "
+            "or scam-compound recruitment (score 0.5 or more, with at least one named indicator), "
+            "whose posted date falls in the period; a post re-screened is counted once; posts "
+            "without a posted date are not counted. Breakdowns: the post's language, the "
+            "analyst's status (new, benign, watch, referred) and its network.",
+            _posts_flagged,
         ),
     ]
 }

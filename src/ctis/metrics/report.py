@@ -255,6 +255,13 @@ def drill_down(
             )
         else:
             where.append(column == (int(value) if dimension == "agency" else value))
+    if facts.unit not in MODELS:
+        # screened posts: no record table; the post's own id stands for the external id, and the
+        # row number for the id (callers only use it to filter by what the reader may see)
+        found = session.scalars(
+            select(facts.record_id).select_from(facts.from_).where(*where).distinct().order_by(facts.record_id)
+        ).all()
+        return facts.unit, [DrillRow(i, str(post_id)) for i, post_id in enumerate(found, 1)]
     ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()
     table = MODELS[facts.unit].__table__  # type: ignore[attr-defined]
     rows = session.execute(

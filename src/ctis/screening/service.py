@@ -33,6 +33,7 @@ from ctis.screening.score import Screened, screen_many
 from ctis.security import audit
 from ctis.security.permissions import Actor, Permission, authorize
 from ctis.storage.models import ScreenedPost, ScreeningContact, ScreeningNetwork, utcnow
+from ctis.storage.repository import bump_data_version
 
 STATUSES = ("new", "benign", "watch", "referred")
 #: Members whose text a network's template is drawn from (the newest ones).
@@ -145,6 +146,7 @@ def ingest(
         "posts": len(screened), "created": created, "updated": len(screened) - created,
         "flagged": sum(s.flagged for s in screened), "networks": sorted(touched)[:100],
     })  # fmt: skip
+    bump_data_version(session)  # posts_flagged is a registry figure: cached reports must not outlive it
     return IngestResult(screened, created, len(screened) - created, sorted(touched))
 
 
@@ -329,4 +331,5 @@ def set_status(session: Session, actor: Actor, post_id: str, status: str) -> dic
     old, row.status = row.status, status
     audit.record(session, actor.username, "screening.status", "screening_posts", None,
                  {"post": post_id, "from": old, "to": status})  # fmt: skip
+    bump_data_version(session)  # the status is a breakdown of posts_flagged
     return post_view(row)

@@ -27,7 +27,7 @@ from ctis.domain.periods import Period, months, parse_period
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS
 from ctis.domain.values import country_label, value_set
 from ctis.metrics import METRICS, drill_down
-from ctis.metrics.registry import DIMENSIONS
+from ctis.metrics.registry import DIMENSIONS, FREE_DIMENSIONS
 from ctis.metrics.report import VersionedCache, data_token, report_cache
 from ctis.security.permissions import READ, WRITE, Permission, authorize, can
 from ctis.storage.models import (
@@ -164,6 +164,8 @@ def value_label(dimension: str, code: str | None, agencies: dict[str, str]) -> s
         return country_label(code, lang)
     if dimension == "age_band":
         return code
+    if dimension in FREE_DIMENSIONS:  # screened posts' language, status, network: codes as they are
+        return i18n.gettext(lang, code) if dimension == "post_status" else code
     return value_set(dimension).label(code, lang)
 
 
