@@ -96,6 +96,7 @@ allegations:write            x             x           x             .          
 releases:publish             x             .           .             .          .      .
 screening:read               x             .           x             .          x      .
 screening:write              x             .           .             .          x      .
+screening:refer              x             .           x             .          x      .
 linkage:run                  x             x           .             .          .      .
 linkage:review               x             x           .             .          .      .
 """

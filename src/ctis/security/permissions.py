@@ -50,6 +50,8 @@ class Permission(StrEnum):
     RELEASES_PUBLISH = "releases:publish"
     SCREENING_READ = "screening:read"
     SCREENING_WRITE = "screening:write"
+    #: Refer a screened post or network to investigators as a lead linked to a case.
+    SCREENING_REFER = "screening:refer"
     LINKAGE_RUN = "linkage:run"
     LINKAGE_REVIEW = "linkage:review"
 
@@ -88,7 +90,7 @@ ROLES: dict[str, frozenset[Permission]] = {
         _BASE | {P.OPERATIONS_READ, P.OPERATIONS_WRITE, P.CASES_READ, P.CASES_WRITE, P.SUSPECTS_READ,
                  P.SUSPECTS_WRITE, P.SUSPECTS_IDENTIFY, P.PROSECUTIONS_READ, P.PROSECUTIONS_WRITE,
                  P.VICTIMS_READ, P.VICTIMS_WRITE, P.ALLEGATIONS_READ, P.ALLEGATIONS_WRITE,
-                 P.SCREENING_READ}
+                 P.SCREENING_READ, P.SCREENING_REFER}
     ),
     # Shelter / social worker: victims, their assistance and referrals, with identities.
     "social_worker": frozenset(
@@ -99,7 +101,7 @@ ROLES: dict[str, frozenset[Permission]] = {
     # Analyst: every record without identities, all agencies, report exports; screens recruitment
     # posts and follows their networks (prevention).
     "analyst": frozenset(_BASE | _ALL_READ | {P.REPORTS_EXPORT, P.RECORDS_ALL_AGENCIES, P.ALLEGATIONS_READ,
-                                              P.SCREENING_READ, P.SCREENING_WRITE}),
+                                              P.SCREENING_READ, P.SCREENING_WRITE, P.SCREENING_REFER}),
     # Viewer: figures only, plus non-identifying record lists of their own agency.
     "viewer": frozenset(
         _BASE | {P.OPERATIONS_READ, P.CASES_READ, P.VICTIMS_READ, P.SUSPECTS_READ, P.ALLEGATIONS_READ}
