@@ -13,6 +13,14 @@ Counting rules, stated once here and in each definition:
   named in the definition falls in it;
 * people (victims, suspects) are counted once per metric and period however
   many operations, assistance or referral records link them;
+* people are counted as *persons*, not records: records that person linkage
+  (``ctis link``, ``ctis.linkage.service``) found to be the same person share a
+  ``person_id`` (the smallest record id of the person's records), and a metric
+  counts distinct ``coalesce(person_id, id)`` — a record never linked is its
+  own person.  A person with two records in one period counts once in the
+  total; a breakdown counts the person in each cell one of their records falls
+  in (a police record and a shelter record: once under each agency), so the
+  cells of a breakdown may sum to more than the total;
 * "foreign" means a known nationality other than Cambodian (KHM); an unknown
   nationality is neither Cambodian nor foreign;
 * "minor" means under 18 on the rescue date; the 18th birthday is not a minor;
@@ -23,12 +31,12 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 
-from sqlalchemy import ColumnElement, FromClause, and_, case, literal, null, or_, select, true
+from sqlalchemy import ColumnElement, FromClause, and_, case, func, literal, null, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement as _Col
 
 from ctis.domain.ages import ADULT_AGE, AGE_BANDS, UNKNOWN_BAND
@@ -117,6 +125,8 @@ class Facts:
     """The rows a metric counts in one period."""
 
     unit: str  # what the ids are ids of: victims, suspects, cases, operations
+    #: What is counted: the record id, or for people the person identity
+    #: ``coalesce(person_id, id)`` (the id of the person's representative record).
     record_id: ColumnElement[int]
     from_: FromClause
     where: list[ColumnElement[bool]]
@@ -129,6 +139,9 @@ class Facts:
     #: the person table (a total, a breakdown by the child's agency) counts the
     #: distinct person ids on the child table alone and skips the join.
     narrow: tuple[FromClause, ColumnElement[int]] | None = None
+    #: For people: the counted record's own id (``record_id`` is its person's);
+    #: its presence makes every count COUNT(DISTINCT record_id).
+    row_id: ColumnElement[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +183,15 @@ def _is_foreign(nationality: _Col[str | None]) -> ColumnElement[bool]:
 V, S, C, OP = Victim.__table__.c, Suspect.__table__.c, Case.__table__.c, Operation.__table__.c
 A, R, P = Assistance.__table__.c, Referral.__table__.c, Prosecution.__table__.c
 
+#: The person a victim or suspect record belongs to (see the counting rules above).
+#: People facts count it with COUNT(DISTINCT), since one person may have several
+#: records; they have no ``narrow`` shape, since the child table's person column
+#: (``assistance.victim_id``) names a record, not a person.  ``fan_out`` keeps its
+#: meaning for publication (a record in several cells of one breakdown); linked
+#: records of one person normally agree on the published breakdowns.
+VICTIM_PERSON = func.coalesce(V.person_id, V.id)
+SUSPECT_PERSON = func.coalesce(S.person_id, S.id)
+
 
 def _victim_dims(agency: _Col[int | None]) -> dict[str, ColumnElement[object]]:
     return {
@@ -205,10 +227,11 @@ def _victims_rescued(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
     def facts(period: Period) -> Facts:
         return Facts(
             unit="victims",
-            record_id=V.id,
+            record_id=VICTIM_PERSON,
             from_=Victim.__table__,
             where=[_in(V.rescue_date, period), *extra],
             dimensions=_victim_dims(V.agency_id),
+            row_id=V.id,
         )
 
     return facts
@@ -218,12 +241,12 @@ def _victims_assisted(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
     def facts(period: Period) -> Facts:
         return Facts(
             unit="victims",
-            record_id=V.id,
+            record_id=VICTIM_PERSON,
             from_=Assistance.__table__.join(Victim.__table__, A.victim_id == V.id),
             where=[_in(A.start_date, period), *extra],
             dimensions=_victim_dims(A.agency_id),
             fan_out=True,
-            narrow=(Assistance.__table__, A.victim_id),
+            row_id=V.id,
         )
 
     return facts
@@ -232,12 +255,12 @@ def _victims_assisted(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]:
 def _victims_referred(period: Period) -> Facts:
     return Facts(
         unit="victims",
-        record_id=V.id,
+        record_id=VICTIM_PERSON,
         from_=Referral.__table__.join(Victim.__table__, R.victim_id == V.id),
         where=[_in(R.referred_on, period), R.consent == true()],
         dimensions=_victim_dims(R.to_agency_id),
         fan_out=True,
-        narrow=(Referral.__table__, R.victim_id),
+        row_id=V.id,
     )
 
 
@@ -245,10 +268,11 @@ def _suspects_arrested(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]
     def facts(period: Period) -> Facts:
         return Facts(
             unit="suspects",
-            record_id=S.id,
+            record_id=SUSPECT_PERSON,
             from_=Suspect.__table__,
             where=[_in(S.arrest_date, period), *extra],
             dimensions=_suspect_dims(),
+            row_id=S.id,
         )
 
     return facts
@@ -257,24 +281,24 @@ def _suspects_arrested(*extra: ColumnElement[bool]) -> Callable[[Period], Facts]
 def _suspects_prosecuted(period: Period) -> Facts:
     return Facts(
         unit="suspects",
-        record_id=S.id,
+        record_id=SUSPECT_PERSON,
         from_=Prosecution.__table__.join(Suspect.__table__, P.suspect_id == S.id),
         where=[_in(P.charged_on, period)],
         dimensions=_suspect_dims(),
         fan_out=True,
-        narrow=(Prosecution.__table__, P.suspect_id),
+        row_id=S.id,
     )
 
 
 def _suspects_convicted(period: Period) -> Facts:
     return Facts(
         unit="suspects",
-        record_id=S.id,
+        record_id=SUSPECT_PERSON,
         from_=Prosecution.__table__.join(Suspect.__table__, P.suspect_id == S.id),
         where=[P.outcome == "convicted", _in(P.verdict_on, period)],
         dimensions=_suspect_dims(),
         fan_out=True,
-        narrow=(Prosecution.__table__, P.suspect_id),
+        row_id=S.id,
     )
 
 
@@ -283,12 +307,12 @@ def _suspects_sentenced(*extra: ColumnElement[bool]) -> Callable[[Period], Facts
         convicted = _suspects_convicted(period)
         return Facts(
             unit="suspects",
-            record_id=S.id,
+            record_id=SUSPECT_PERSON,
             from_=convicted.from_,
             where=[*convicted.where, *extra],
             dimensions=_suspect_dims(),
             fan_out=True,
-            narrow=convicted.narrow,
+            row_id=S.id,
         )
 
     return facts
@@ -505,6 +529,23 @@ METRICS: dict[str, Metric] = {
         ),
     ]
 }
+
+
+#: The person rule every people metric's definition ends with (stated once, here).
+PERSONS_RULE = (
+    " Counted as persons: records that person linkage found to be one person count once in the "
+    "total, and once in each breakdown cell one of them falls in; a record never linked counts "
+    "as its own person."
+)
+
+
+def _with_person_rule(metric: Metric) -> Metric:
+    if metric.unit in ("victims", "suspects"):
+        return replace(metric, definition=metric.definition + PERSONS_RULE)
+    return metric
+
+
+METRICS = {key: _with_person_rule(metric) for key, metric in METRICS.items()}
 
 
 def get_metric(key: str) -> Metric:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Select, distinct, exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
 from ctis.domain.periods import Period
 from ctis.metrics.registry import DIMENSIONS, METRICS, Facts, Metric, get_metric
-from ctis.storage.models import MODELS, DataVersion
+from ctis.storage.models import MODELS, DataVersion, LinkRun
 
 UNKNOWN = "unknown"
 
@@ -32,7 +32,9 @@ class Report:
     metrics: dict[str, int]
     #: dimension -> metric key -> dimension value -> count
     by: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    #: Whether people are de-duplicated across records (record linkage); not yet.
+    #: Whether the people figures count persons found by linkage: True when the
+    #: latest link run of each people unit in the report covers all its records
+    #: (see :func:`linkage_covers`).  False for a report of cases and operations only.
     deduplicated: bool = False
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -61,7 +63,7 @@ def _shape(facts: Facts, *needed: Any) -> tuple[Any, Any]:
         table, person_id = facts.narrow
         if all(t is table for expr in (*facts.where, *needed) for t in find_tables(expr, check_columns=True)):
             return table, func.count(distinct(person_id))
-    if facts.fan_out:
+    if facts.fan_out or facts.row_id is not None:  # people: records of one person count once
         return facts.from_, func.count(distinct(facts.record_id))
     return facts.from_, func.count()
 
@@ -97,6 +99,8 @@ def compute_report(
     metrics: list[Metric] = [get_metric(k) for k in metric_keys] if metric_keys else list(METRICS.values())
     dims = check_dimensions(by)
     report = Report(period=period, metrics={})
+    people = {m.unit for m in metrics} & set(PEOPLE_UNITS)
+    report.deduplicated = bool(people) and all(linkage_covers(session, unit) for unit in sorted(people))
     for metric in metrics:
         facts = metric.facts(period)
         report.metrics[metric.key] = int(session.execute(total_query(facts)).scalar_one())
@@ -110,6 +114,26 @@ def compute_report(
                 counts[code] = counts.get(code, 0) + int(n)
             report.by.setdefault(dim, {})[metric.key] = dict(sorted(counts.items()))
     return report
+
+
+#: Units whose figures count persons (``ctis.linkage``).
+PEOPLE_UNITS = ("victims", "suspects")
+
+
+def linkage_covers(session: Session, unit: str) -> bool:
+    """Whether the latest link run of ``unit`` covers all its records.
+
+    A run gives every record it saw a ``person_id`` (its own id when it found no
+    other record of the person); a record created since has none and counts as
+    its own person until the next run, so the figures are then not fully de-duplicated.
+    """
+    table = MODELS[unit].__table__  # type: ignore[attr-defined]
+    ran = session.scalar(
+        select(exists().where(LinkRun.kind == unit, LinkRun.status == "succeeded"))
+    )
+    if not ran:
+        return False
+    return not session.scalar(select(exists().where(table.c.person_id.is_(None))))
 
 
 def cross_tab(
@@ -225,8 +249,18 @@ report_cache = ReportCache()
 
 @dataclass(frozen=True)
 class DrillRow:
+    """One counted thing of a figure: a record, or for people a person.
+
+    ``id`` and ``external_id`` are those of the person's first record in the
+    figure (the smallest id); ``records`` lists every record of the person the
+    figure counts, ``(id, external_id)`` in id order, the first included.  A
+    front end shows only the records the viewer may see (``records.visible_ids``):
+    the grouping itself says that two records are one person.
+    """
+
     id: int
     external_id: str
+    records: tuple[tuple[int, str], ...] = ()
 
 
 def drill_down(
@@ -236,7 +270,10 @@ def drill_down(
     dimension: str | None = None,
     value: str | None = None,
 ) -> tuple[str, list[DrillRow]]:
-    """The records a figure counts: ``(unit, rows)`` in id order.
+    """What a figure counts: ``(unit, rows)`` in id order, one row per record or, for people, per person.
+
+    ``len(rows)`` is the figure; a person's row lists each of their records the
+    figure counts (``DrillRow.records``).
 
     With ``dimension`` and ``value``, only the records in that cell of the
     breakdown; ``unknown`` selects the records with no value.
@@ -262,9 +299,24 @@ def drill_down(
             select(facts.record_id).select_from(facts.from_).where(*where).distinct().order_by(facts.record_id)
         ).all()
         return facts.unit, [DrillRow(i, str(post_id)) for i, post_id in enumerate(found, 1)]
-    ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()
     table = MODELS[facts.unit].__table__  # type: ignore[attr-defined]
-    rows = session.execute(
-        select(table.c.id, table.c.external_id).where(table.c.id.in_(select(ids))).order_by(table.c.id)
+    if facts.row_id is None:
+        ids = select(facts.record_id).select_from(facts.from_).where(*where).distinct().subquery()
+        rows = session.execute(
+            select(table.c.id, table.c.external_id).where(table.c.id.in_(select(ids))).order_by(table.c.id)
+        ).all()
+        return facts.unit, [DrillRow(r.id, r.external_id, ((r.id, r.external_id),)) for r in rows]
+    # people: the records in the figure, grouped by the person they belong to
+    pairs = select(facts.row_id.label("rid"), facts.record_id.label("pid")).select_from(facts.from_)
+    pairs = pairs.where(*where).distinct().subquery()
+    linked = session.execute(
+        select(pairs.c.pid, table.c.id, table.c.external_id)
+        .join(table, table.c.id == pairs.c.rid)
+        .order_by(table.c.id)
     ).all()
-    return facts.unit, [DrillRow(r.id, r.external_id) for r in rows]
+    persons: dict[int, list[tuple[int, str]]] = {}
+    for pid, rid, ext in linked:
+        persons.setdefault(int(pid), []).append((int(rid), str(ext)))
+    out = [DrillRow(recs[0][0], recs[0][1], tuple(recs)) for recs in persons.values()]
+    out.sort(key=lambda r: r.id)
+    return facts.unit, out
