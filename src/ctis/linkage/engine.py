@@ -1,0 +1,638 @@
+"""Probabilistic person linkage: which records of victims and suspects are one person.
+
+The model is Fellegi-Sunter as implemented by Splink 5: each compared field
+contributes a likelihood ratio m/u per level of agreement, m (how often true
+matches agree at that level) learnt by expectation maximisation on the data
+itself, u (how often non-matches agree by chance) by random sampling with a
+fixed seed, so training needs no labelled pairs and gives the same model for
+the same data. Names are compared on the keys of :mod:`ctis.linkage.normalise`
+so that Khmer script and its romanisations meet; exact name agreement is
+weighted by how common the name is (term-frequency adjustment).
+
+Around Splink, this module adds what a register of people needs and a pairwise
+model does not give:
+
+* records with no usable name and no usable date or age are set aside as
+  ``unlinkable`` (a pair of them would only agree on sex and province);
+* a pair whose given names clearly differ never links, whatever else agrees:
+  twins share family name, date of birth, province and often a phone;
+* reviewers' decisions are constraints: a confirmed pair always links, a
+  rejected pair never ends in one cluster, even through a chain of links —
+  clustering merges the most probable links first and refuses a merge that
+  would join a rejected pair.
+
+The engine is data in, data out: it knows nothing of storage, crypto or the web.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ctis.linkage import normalise as nz
+
+INPUT_COLUMNS = ("record_id", "name_latin", "name_khmer", "date_of_birth", "age", "age_on",
+                 "sex", "nationality", "province", "phone")
+MODEL_FORMAT = "ctis-linkage/1"
+ENGINES = ("duckdb", "spark")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's verdict on a pair; honoured by every run."""
+
+    record_id_l: str
+    record_id_r: str
+    same: bool  # True: confirmed same person (must link); False: rejected (must not link)
+
+
+# --------------------------------------------------------------------------- Splink plumbing
+
+
+@contextmanager
+def quiet_splink() -> Iterator[None]:
+    """Splink logs every step at INFO and warns about its defaults; the engine
+    reports through its own result, so both are silenced while it runs."""
+    loggers = [logging.getLogger(n) for n in ("splink", "py4j", "pyspark")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+_SPARK: Any = None
+
+
+def spark_session() -> Any:
+    """One local Spark session per process (start-up costs seconds): two
+    cores, no UI, few shuffle partitions, Splink's similarity UDF jar (shipped in
+    the splink wheel) on the class path so jaro_winkler exists on Spark too."""
+    global _SPARK
+    if _SPARK is None:
+        from pyspark.sql import SparkSession
+        from splink.backends.spark import similarity_jar_location
+
+        _SPARK = (
+            SparkSession.builder.master("local[2]")
+            .appName("ctis-linkage")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.default.parallelism", "4")
+            .config("spark.jars", similarity_jar_location())
+            .config("spark.driver.memory", "2g")
+            .getOrCreate()
+        )
+        _SPARK.sparkContext.setLogLevel("ERROR")
+    return _SPARK
+
+
+def _db_api(engine: str) -> Any:
+    if engine == "duckdb":
+        from splink import DuckDBAPI
+
+        return DuckDBAPI()
+    if engine == "spark":
+        from splink import SparkAPI
+
+        spark = spark_session()
+        # a checkpoint directory is Splink's default way to break long lineages on Spark
+        return SparkAPI(spark_session=spark, break_lineage_method="persist")
+    raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+
+
+def jw(a: str, b: str, dialect: str) -> str:
+    """Jaro-Winkler similarity in the backend's SQL (DuckDB built-in; Spark UDF)."""
+    fn = "jaro_winkler_similarity" if dialect == "duckdb" else "jaro_winkler"
+    return f"{fn}({a}, {b})"
+
+
+def _either(col: str, alt: str, test: Callable[[str, str], str]) -> str:
+    """A condition true when any spelling of the left record (primary or alternative
+    script) passes ``test`` against any spelling of the right one."""
+    combos = [(f"{col}_l", f"{col}_r"), (f"{col}_l", f"{alt}_r"), (f"{alt}_l", f"{col}_r"),
+              (f"{alt}_l", f"{alt}_r")]
+    return "(" + " OR ".join(f"({test(a, b)})" for a, b in combos) + ")"
+
+
+def _level(sql: str, label: str, m: float, u: float, **extra: Any) -> dict[str, Any]:
+    if extra.get("is_null_level"):
+        return {"sql_condition": sql, "label_for_charts": label, **extra}
+    return {"sql_condition": sql, "label_for_charts": label, "m_probability": m, "u_probability": u,
+            **extra}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a kind of records needs: its features, Splink settings for a dialect
+    (with starting m and u values), and the blocking used to train and predict."""
+
+    kind: str
+    prepare: Callable[[pd.DataFrame], pd.DataFrame]
+    settings: Callable[[str], dict[str, Any]]
+    em_blocking: tuple[str, ...]
+    deterministic_rules: tuple[str, ...]
+    deterministic_recall: float
+    prior_match: float
+
+
+# --------------------------------------------------------------------------- CTIS person records
+
+
+def _name_features(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for lat, km in zip(df["name_latin"], df["name_khmer"], strict=True):
+        lat_s = lat if isinstance(lat, str) else ""
+        km_s = km if isinstance(km, str) else ""
+        # A "Latin" field typed in Khmer script is read as Khmer.
+        if nz.has_khmer(lat_s) and not km_s:
+            lat_s, km_s = "", lat_s
+        kl = nz.keys_of_latin(lat_s) if not nz.has_khmer(lat_s) else nz.keys_of_khmer(lat_s)
+        kk = nz.keys_of_khmer(km_s) if nz.has_khmer(km_s) else None
+        kmn = nz.normalise_khmer(km_s).split() if kk else []
+        prim, alt = (kl, kk) if kl.usable else (kk, None)
+        rows.append({
+            "fam_raw": kl.family_raw or None,
+            "giv_raw": kl.given_raw or None,
+            "fam_km": kmn[0] if kmn else None,
+            "giv_km": "".join(kmn[1:]) or None,
+            "fam_key": prim.family_key or None if prim else None,
+            "giv_key": prim.given_key or None if prim else None,
+            "fam_skel": prim.family_skel or None if prim else None,
+            "giv_skel": prim.given_skel or None if prim else None,
+            "fam_key_alt": alt.family_key or None if alt else None,
+            "giv_key_alt": alt.given_key or None if alt else None,
+            "fam_skel_alt": alt.family_skel or None if alt else None,
+            "giv_skel_alt": alt.given_skel or None if alt else None,
+            "name_skel": prim.full_skel or None if prim else None,
+            "name_usable": bool(prim and prim.usable),
+        })
+    return pd.DataFrame(rows, index=df.index)
+
+
+def _date_features(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for dob_v, age, on in zip(df["date_of_birth"], df["age"], df["age_on"], strict=True):
+        d = nz.parse_date(dob_v) if isinstance(dob_v, str) else None
+        win = None if d else nz.birth_year_window(None if _missing(age) else age, on if isinstance(on, str) else None)
+        sw = nz.swap_day_month(d) if d else None
+        lo, hi = (d.year, d.year) if d else (win if win else (None, None))
+        rows.append({
+            "dob": d.isoformat() if d else None,
+            "dob_swap": sw.isoformat() if sw else None,
+            "byear_lo": lo,
+            "byear_hi": hi,
+            "byear": hi,
+            "date_usable": lo is not None,
+        })
+    out = pd.DataFrame(rows, index=df.index)
+    for c in ("byear_lo", "byear_hi", "byear"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
+
+
+def _code(v: object) -> str | None:
+    if _missing(v):
+        return None
+    s = str(v).strip()
+    return s.upper() if s and s.lower() not in ("nan", "none", "unknown") else None
+
+
+def prepare_people(df: pd.DataFrame) -> pd.DataFrame:
+    """Features of CTIS person records (INPUT_COLUMNS) for the Splink model."""
+    missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"linkage input lacks columns: {', '.join(missing)}")
+    ids = df["record_id"].astype(str)
+    if ids.duplicated().any():
+        dup = ids[ids.duplicated()].iloc[0]
+        raise ValueError(f"record_id must be unique; {dup!r} appears more than once")
+    base = df.reset_index(drop=True)
+    out = pd.concat([_name_features(base), _date_features(base)], axis=1)
+    out.insert(0, "unique_id", ids.to_numpy())
+    out["sex"] = [(_code(v) or "").lower() or None for v in base["sex"]]
+    out["nationality"] = [_code(v) for v in base["nationality"]]
+    out["province"] = [_code(v) for v in base["province"]]
+    out["phone"] = [None if _missing(v) else nz.normalise_phone(v) for v in base["phone"]]
+    return out
+
+
+PEOPLE_BLOCKING = (
+    "l.fam_skel = r.fam_skel AND l.giv_skel = r.giv_skel AND l.byear = r.byear",
+    "l.name_skel = r.name_skel AND l.province = r.province",
+    "l.fam_skel = r.fam_skel AND l.dob = r.dob",
+    "l.giv_skel = r.giv_skel AND l.dob = r.dob",
+    "l.fam_skel = r.fam_skel AND l.dob = r.dob_swap",
+    "l.phone = r.phone",
+    "l.fam_skel = r.fam_skel_alt AND l.giv_skel = r.giv_skel_alt",
+    "l.fam_skel_alt = r.fam_skel AND l.giv_skel_alt = r.giv_skel",
+)
+
+
+def _people_settings(dialect: str) -> dict[str, Any]:
+    def name_levels(part: str, m_else: float, close_jw: float, close_lev: int) -> list[dict[str, Any]]:
+        key, skel = f"{part}_key", f"{part}_skel"
+        return [
+                _level(f"{skel}_l IS NULL OR {skel}_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
+                _level(f"{part}_raw_l = {part}_raw_r OR {part}_km_l = {part}_km_r", "exact spelling",
+                       0.55, 0.01, tf_adjustment_column=key,
+                       disable_tf_exact_match_detection=True),
+                _level(_either(key, f"{key}_alt", lambda a, b: f"{a} = {b}"), "same phonetic key",
+                       0.25, 0.01, tf_adjustment_column=key,
+                       disable_tf_exact_match_detection=True),
+                _level(_either(skel, f"{skel}_alt", lambda a, b: f"{a} = {b}"), "same consonants",
+                       0.08, 0.02),
+                _level(_either(key, f"{key}_alt", lambda a, b: f"{jw(a, b, dialect)} >= {close_jw}")
+                       + f" OR levenshtein({key}_l, {key}_r) <= {close_lev}", "close spelling",
+                       0.1 - m_else, 0.05),
+                _level("ELSE", "different", m_else, 0.91),
+        ]
+
+    def name_comparison(part: str, m_else: float, close_jw: float, close_lev: int) -> dict[str, Any]:
+        return {"output_column_name": part, "comparison_levels": name_levels(part, m_else, close_jw, close_lev)}
+
+    # Given names that both exist and fall in no agreeing level clash: such a pair
+    # (twins: same family name and birth date) is not even scored, so it can
+    # neither link nor reach review. COALESCE because SQL's NULL = x is NULL.
+    giv = name_levels("giv", 0.02, 0.85, 2)
+    agree = " OR ".join(f"COALESCE(({lv['sql_condition']}), FALSE)" for lv in giv[1:-1])
+    not_clash = f"NOT (l.giv_skel IS NOT NULL AND r.giv_skel IS NOT NULL AND NOT ({agree}))"
+    not_clash = re.sub(r"\b(\w+)_l\b", r"l.\1", not_clash)
+    not_clash = re.sub(r"\b(\w+)_r\b", r"r.\1", not_clash)
+
+    def exact(col: str, m: float, u: float) -> dict[str, Any]:
+        return {
+            "output_column_name": col,
+            "comparison_levels": [
+                _level(f"{col}_l IS NULL OR {col}_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
+                _level(f"{col}_l = {col}_r", "same", m, u),
+                _level("ELSE", "different", 1 - m, 1 - u),
+            ],
+        }
+
+    dob = {
+        "output_column_name": "birth",
+        "comparison_levels": [
+            _level("byear_lo_l IS NULL OR byear_lo_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
+            _level("dob_l = dob_r", "same date of birth", 0.7, 0.0001),
+            _level("dob_l = dob_swap_r", "day and month swapped", 0.06, 0.00005),
+            _level("levenshtein(dob_l, dob_r) <= 1", "one digit apart", 0.05, 0.002),
+            _level("(dob_l IS NULL OR dob_r IS NULL) AND byear_lo_l <= byear_hi_r AND byear_lo_r <= byear_hi_l",
+                   "age agrees with birth year", 0.15, 0.04),
+            _level("byear_lo_l = byear_lo_r", "same birth year", 0.02, 0.02),
+            _level("ELSE", "different", 0.02, 0.94),
+        ],
+    }
+    return {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "unique_id",
+        "probability_two_random_records_match": 0.0002,
+        "blocking_rules_to_generate_predictions": [f"{rule} AND {not_clash}" for rule in PEOPLE_BLOCKING],
+        "comparisons": [
+            name_comparison("fam", 0.02, 0.9, 0),
+            name_comparison("giv", 0.02, 0.85, 2),
+            dob,
+            exact("sex", 0.97, 0.55),
+            exact("nationality", 0.97, 0.75),
+            exact("province", 0.8, 0.06),
+            exact("phone", 0.8, 0.0001),
+        ],
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": False,
+        "max_iterations": 20,
+        "em_convergence": 0.0001,
+    }
+
+
+PEOPLE = ModelSpec(
+    kind="people",
+    prepare=prepare_people,
+    settings=_people_settings,
+    em_blocking=(
+        "l.dob = r.dob",
+        "l.fam_skel = r.fam_skel AND l.giv_skel = r.giv_skel",
+    ),
+    deterministic_rules=("l.name_skel = r.name_skel AND l.dob = r.dob",),
+    deterministic_recall=0.6,
+    prior_match=0.0002,
+)
+SPECS: dict[str, ModelSpec] = {"people": PEOPLE}
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _parameters(settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        c["output_column_name"]: [
+            {"label": lv.get("label_for_charts"), "m": lv.get("m_probability"), "u": lv.get("u_probability")}
+            for lv in c["comparison_levels"] if not lv.get("is_null_level")
+        ]
+        for c in settings["comparisons"]
+    }
+
+
+M_FLOOR = 0.002  # no agreement level is impossible among true matches (phones change, fields are miskeyed)
+U_FLOOR = 1e-6
+
+
+def _clean_prob(v: object, fallback: float, floor: float = 1e-9) -> float:
+    """A probability from training, or ``fallback`` where EM left none; kept
+    above ``floor`` so that one disagreeing field cannot veto a link alone."""
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return fallback
+    if math.isnan(f):
+        return fallback
+    return min(max(f, floor), 1.0)
+
+
+class LinkModel:
+    """A trained linkage model: the m and u values of each comparison level and
+    the prior probability that two records match, for one kind of records.
+
+    The SQL of comparisons is rebuilt from the code for each backend, so a model
+    trained on DuckDB runs unchanged on Spark; only the numbers are stored."""
+
+    def __init__(self, kind: str, parameters: dict[str, list[dict[str, Any]]],
+                 probability_two_random_records_match: float, trained: bool = True,
+                 notes: Sequence[str] = ()):
+        if kind not in SPECS:
+            raise ValueError(f"unknown model kind {kind!r}")
+        self.kind = kind
+        self.parameters = parameters
+        self.probability_two_random_records_match = probability_two_random_records_match
+        self.trained = trained
+        self.notes = list(notes)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return SPECS[self.kind]
+
+    @classmethod
+    def prior(cls, kind: str = "people") -> LinkModel:
+        """The untrained starting values (sensible guesses, not estimates): used
+        where data are too few to train, and as EM's starting point."""
+        spec = SPECS[kind]
+        return cls(kind, _parameters(spec.settings("duckdb")), spec.prior_match, trained=False)
+
+    def settings(self, dialect: str) -> dict[str, Any]:
+        """Splink settings for a backend with this model's parameters filled in."""
+        s = self.spec.settings(dialect)
+        s["probability_two_random_records_match"] = self.probability_two_random_records_match
+        for comp in s["comparisons"]:
+            params = self.parameters.get(comp["output_column_name"], [])
+            levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+            if len(params) != len(levels):
+                raise ValueError(f"model does not fit comparison {comp['output_column_name']!r}")
+            for lv, p in zip(levels, params, strict=True):
+                lv["m_probability"] = _clean_prob(p["m"], lv["m_probability"])
+                lv["u_probability"] = _clean_prob(p["u"], lv["u_probability"])
+        return s
+
+    @classmethod
+    def train(cls, df: pd.DataFrame, *, engine: str = "duckdb", seed: int = 1,
+              kind: str = "people", link_type: str = "dedupe_only") -> LinkModel:
+        """Estimate the model on the records themselves, without labels.
+
+        u by random sampling (seeded, so the same data give the same model), the
+        prior match probability from near-certain rules, m by EM on two blockings
+        so that every comparison is estimated on pairs it did not select. A step
+        that cannot run on too little data keeps the starting values and says so
+        in ``notes``."""
+        spec = SPECS[kind]
+        frames = df if isinstance(df, list) else [df]
+        feats = [spec.prepare(f) for f in frames]
+        if kind == "people":
+            feats = [f[f["name_usable"] | f["date_usable"]] for f in feats]
+        model = cls.prior(kind)
+        settings = model.settings(engine)
+        settings["link_type"] = link_type
+        n = sum(len(f) for f in feats)
+        notes: list[str] = []
+        with quiet_splink():
+            from splink import Linker
+
+            api = _db_api(engine)
+            tables = [api.register(f.reset_index(drop=True)) for f in feats]
+            linker = Linker(tables if len(tables) > 1 else tables[0], settings, log_level=None)
+            try:
+                linker.training.estimate_probability_two_random_records_match(
+                    list(spec.deterministic_rules), recall=spec.deterministic_recall)
+            except Exception as exc:  # too few records for the rule: keep the prior
+                notes.append(f"prior match probability kept: {exc}")
+            max_pairs = min(2e6, max(1e4, n * (n - 1) / 2))
+            linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed,
+                                                              min_count_per_level=None, num_chunks=1)
+            for rule in spec.em_blocking:
+                try:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        rule, estimate_without_term_frequencies=True)
+                except Exception as exc:  # no pairs under this blocking on small data
+                    notes.append(f"EM on {rule!r} skipped: {exc}")
+            trained = linker.misc.save_model_to_json()
+        params = _parameters(trained)
+        prior_params = model.parameters
+        for name, levels in params.items():
+            for lv, pr in zip(levels, prior_params[name], strict=True):
+                lv["m"] = _clean_prob(lv["m"], pr["m"], M_FLOOR)
+                lv["u"] = _clean_prob(lv["u"], pr["u"], U_FLOOR)
+        p = _clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match)
+        return cls(kind, params, p, trained=True, notes=notes)
+
+    def to_json(self) -> str:
+        """The parameters, with the Splink settings they make (DuckDB dialect) for reading."""
+        return json.dumps({
+            "format": MODEL_FORMAT,
+            "kind": self.kind,
+            "trained": self.trained,
+            "probability_two_random_records_match": self.probability_two_random_records_match,
+            "parameters": self.parameters,
+            "notes": self.notes,
+            "splink_settings": self.settings("duckdb"),
+        }, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> LinkModel:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a linkage model: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise ValueError(f"not a linkage model (expected format {MODEL_FORMAT!r})")
+        model = cls(data["kind"], data["parameters"], float(data["probability_two_random_records_match"]),
+                    trained=bool(data.get("trained", True)), notes=data.get("notes", ()))
+        model.settings("duckdb")  # fails early if the parameters do not fit the comparisons
+        return model
+
+    def __repr__(self) -> str:
+        return f"LinkModel(kind={self.kind!r}, trained={self.trained}, p={self.probability_two_random_records_match:.3g})"
+
+
+# --------------------------------------------------------------------------- scoring and clustering
+
+
+def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str, min_probability: float,
+                link_type: str = "dedupe_only") -> tuple[pd.DataFrame, int]:
+    """All blocked pairs scored by Splink; those at or above ``min_probability``
+    returned (unique_id_l, unique_id_r, match_probability), and the count
+    of pairs scored."""
+    settings = model.settings(engine)
+    settings["link_type"] = link_type
+    with quiet_splink():
+        from splink import Linker
+
+        api = _db_api(engine)
+        tables = [api.register(f.reset_index(drop=True)) for f in feats]
+        linker = Linker(tables if len(tables) > 1 else tables[0], settings, log_level=None)
+        pred = linker.inference.predict(warning_mode="never")
+        n = int(linker.misc.query_sql(f"SELECT count(*) AS n FROM {pred.physical_name}",
+                                      output_type="pandas")["n"].iloc[0])
+        pairs = linker.misc.query_sql(
+            f"SELECT unique_id_l, unique_id_r, match_probability FROM {pred.physical_name}"
+            f" WHERE match_probability >= {float(min_probability)!r}",
+            output_type="pandas",
+        )
+        pred.drop_table_from_database_and_remove_from_cache()
+    pairs["unique_id_l"] = pairs["unique_id_l"].astype(str)
+    pairs["unique_id_r"] = pairs["unique_id_r"].astype(str)
+    pairs["match_probability"] = pairs["match_probability"].astype(float)
+    return pairs, n
+
+
+def constrained_clusters(ids: Sequence[str], edges: Iterable[tuple[str, str]],
+                         cannot: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Clusters from edges taken in the order given (strongest first), never
+    merging two clusters that hold the two ends of a ``cannot`` pair.
+
+    Plain connected components would let A-B and B-C join a rejected pair A-C;
+    here the weaker of the two links is dropped instead. Cluster id: the
+    smallest record_id in it."""
+    index = {r: i for i, r in enumerate(ids)}
+    parent = list(range(len(ids)))
+    forbid: dict[int, set[int]] = {}
+    for a, b in cannot:
+        if a in index and b in index and a != b:
+            forbid.setdefault(index[a], set()).add(index[b])
+            forbid.setdefault(index[b], set()).add(index[a])
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ia, ib = index.get(a), index.get(b)
+        if ia is None or ib is None:
+            continue
+        ra, rb = find(ia), find(ib)
+        if ra == rb:
+            continue
+        fa, fb = forbid.get(ra), forbid.get(rb)
+        if (fa and any(find(x) == rb for x in fa)) or (fb and any(find(x) == ra for x in fb)):
+            continue
+        if len(fa or ()) < len(fb or ()):
+            ra, rb, fa, fb = rb, ra, fb, fa
+        parent[rb] = ra
+        if fb:
+            forbid.setdefault(ra, set()).update(fb)
+            forbid.pop(rb, None)
+    smallest: dict[int, str] = {}
+    for r, i in index.items():
+        root = find(i)
+        if root not in smallest or r < smallest[root]:
+            smallest[root] = r
+    return {r: smallest[find(i)] for r, i in index.items()}
+
+
+@dataclass
+class LinkResult:
+    """Clusters of linked records, the pairs a person should review, and what
+    could not be linked at all."""
+
+    clusters: dict[str, str]  # record_id -> cluster id (smallest record_id in the cluster)
+    review: list[tuple[str, str, float]]  # uncertain pairs (l, r, match_probability), undecided only
+    unlinkable: list[str]  # no usable name AND no usable date/age: not in clusters, one person each
+    model: LinkModel
+    pairs_scored: int
+    seconds: float
+
+    @property
+    def n_persons(self) -> int:
+        """Distinct people: clusters plus each unlinkable record on its own."""
+        return len(set(self.clusters.values())) + len(self.unlinkable)
+
+
+def _pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+def link(df: pd.DataFrame, *, model: LinkModel | None = None, engine: str = "duckdb",
+         match_threshold: float = 0.95, review_threshold: float = 0.5,
+         decisions: Iterable[Decision] = ()) -> LinkResult:
+    """Link person records: which records are the same person.
+
+    ``model`` None trains one on ``df`` (see :meth:`LinkModel.train`). Pairs with
+    a match probability at or above ``match_threshold`` link, those in
+    [``review_threshold``, ``match_threshold``) are listed for review unless
+    decided; confirmed decisions force a link, rejected ones forbid it even
+    through a chain of other links."""
+    t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if not 0 < review_threshold <= match_threshold <= 1:
+        raise ValueError("thresholds must satisfy 0 < review_threshold <= match_threshold <= 1")
+    decisions = list(decisions)
+    feats = prepare_people(df)
+    usable = feats["name_usable"] | feats["date_usable"]
+    unlinkable = sorted(feats.loc[~usable, "unique_id"].tolist())
+    feats = feats[usable]
+    ids = feats["unique_id"].tolist()
+    if model is None:
+        model = LinkModel.train(df, engine=engine)
+    elif model.kind != "people":
+        raise ValueError(f"a {model.kind!r} model cannot link person records")
+    if len(feats) >= 2:
+        pairs, n_scored = score_pairs([feats], model, engine=engine, min_probability=review_threshold)
+    else:
+        pairs, n_scored = pd.DataFrame(columns=["unique_id_l", "unique_id_r", "match_probability"]), 0
+    decided = {_pair_key(d.record_id_l, d.record_id_r): d.same for d in decisions}
+    pairs = pairs.sort_values(["match_probability", "unique_id_l", "unique_id_r"],
+                              ascending=[False, True, True], kind="mergesort")
+    strong = pairs[pairs["match_probability"] >= match_threshold]
+    edges = [(d.record_id_l, d.record_id_r) for d in decisions if d.same]
+    edges += [(a, b) for a, b in strong[["unique_id_l", "unique_id_r"]].itertuples(index=False)
+              if decided.get(_pair_key(a, b)) is not False]
+    cannot = [(d.record_id_l, d.record_id_r) for d in decisions if not d.same]
+    clusters = constrained_clusters(ids, edges, cannot)
+    band = pairs[pairs["match_probability"] < match_threshold]
+    review = [(a, b, float(p)) for a, b, p in
+              band[["unique_id_l", "unique_id_r", "match_probability"]].itertuples(index=False)
+              if _pair_key(a, b) not in decided]
+    return LinkResult(clusters=clusters, review=review, unlinkable=unlinkable, model=model,
+                      pairs_scored=n_scored, seconds=time.perf_counter() - t0)
