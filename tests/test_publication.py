@@ -269,6 +269,8 @@ def test_releases_through_the_pages_and_the_public_transparency_page(live_server
     )
     assert made.status_code == 303, made.text[:500]
     version = int(made.headers["location"].rsplit("=", 1)[1])
+    listed = admin.get("/admin/releases").text
+    assert '<td data-testid="release-kind">Transparency page</td>' in listed
     refused = admin.post(
         "/admin/releases",
         data={
