@@ -193,7 +193,8 @@ def _date_features(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for dob_v, age, on in zip(df["date_of_birth"], df["age"], df["age_on"], strict=True):
         d = nz.parse_date(dob_v) if isinstance(dob_v, str) else None
-        win = None if d else nz.birth_year_window(None if _missing(age) else age, on if isinstance(on, str) else None)
+        on_s = on if isinstance(on, str) else None
+        win = None if d else nz.birth_year_window(None if _missing(age) else age, on_s)
         sw = nz.swap_day_month(d) if d else None
         lo, hi = (d.year, d.year) if d else (win if win else (None, None))
         rows.append({
@@ -201,11 +202,10 @@ def _date_features(df: pd.DataFrame) -> pd.DataFrame:
             "dob_swap": sw.isoformat() if sw else None,
             "byear_lo": lo,
             "byear_hi": hi,
-            "byear": hi,
             "date_usable": lo is not None,
         })
     out = pd.DataFrame(rows, index=df.index)
-    for c in ("byear_lo", "byear_hi", "byear"):
+    for c in ("byear_lo", "byear_hi"):
         out[c] = out[c].astype("Int64")
     return out
 
@@ -233,6 +233,7 @@ def prepare_people(df: pd.DataFrame) -> pd.DataFrame:
     base = df.reset_index(drop=True)
     out = pd.concat([_name_features(base), _date_features(base)], axis=1)
     out.insert(0, "unique_id", ids.to_numpy())
+    out["name_nodate"] = out["name_skel"].where(~out["date_usable"], None)
     out["sex"] = [(_code(v) or "").lower() or None for v in base["sex"]]
     out["nationality"] = [_code(v) for v in base["nationality"]]
     out["province"] = [_code(v) for v in base["province"]]
@@ -241,8 +242,13 @@ def prepare_people(df: pd.DataFrame) -> pd.DataFrame:
 
 
 PEOPLE_BLOCKING = (
-    "l.fam_skel = r.fam_skel AND l.giv_skel = r.giv_skel AND l.byear = r.byear",
+    # an age gives a two-year window: a date of birth's year is one end or the other
+    "l.name_skel = r.name_skel AND l.byear_lo = r.byear_lo",
+    "l.name_skel = r.name_skel AND l.byear_hi = r.byear_hi",
     "l.name_skel = r.name_skel AND l.province = r.province",
+    # records without any date meet every same-named record (sparse column: cheap join)
+    "l.name_nodate = r.name_skel",
+    "l.name_skel = r.name_nodate",
     "l.fam_skel = r.fam_skel AND l.dob = r.dob",
     "l.giv_skel = r.giv_skel AND l.dob = r.dob",
     "l.fam_skel = r.fam_skel AND l.dob = r.dob_swap",
@@ -272,7 +278,8 @@ def _people_settings(dialect: str) -> dict[str, Any]:
         ]
 
     def name_comparison(part: str, m_else: float, close_jw: float, close_lev: int) -> dict[str, Any]:
-        return {"output_column_name": part, "comparison_levels": name_levels(part, m_else, close_jw, close_lev)}
+        levels = name_levels(part, m_else, close_jw, close_lev)
+        return {"output_column_name": part, "comparison_levels": levels}
 
     # Given names that both exist and fall in no agreeing level clash: such a pair
     # (twins: same family name and birth date) is not even scored, so it can
@@ -300,7 +307,8 @@ def _people_settings(dialect: str) -> dict[str, Any]:
             _level("dob_l = dob_r", "same date of birth", 0.7, 0.0001),
             _level("dob_l = dob_swap_r", "day and month swapped", 0.06, 0.00005),
             _level("levenshtein(dob_l, dob_r) <= 1", "one digit apart", 0.05, 0.002),
-            _level("(dob_l IS NULL OR dob_r IS NULL) AND byear_lo_l <= byear_hi_r AND byear_lo_r <= byear_hi_l",
+            _level("(dob_l IS NULL OR dob_r IS NULL)"
+                   " AND byear_lo_l <= byear_hi_r AND byear_lo_r <= byear_hi_l",
                    "age agrees with birth year", 0.15, 0.04),
             _level("byear_lo_l = byear_lo_r", "same birth year", 0.02, 0.02),
             _level("ELSE", "different", 0.02, 0.94),
@@ -400,9 +408,18 @@ class LinkModel:
         spec = SPECS[kind]
         return cls(kind, _parameters(spec.settings("duckdb")), spec.prior_match, trained=False)
 
-    def settings(self, dialect: str) -> dict[str, Any]:
-        """Splink settings for a backend with this model's parameters filled in."""
+    def settings(self, dialect: str, *, term_frequencies: bool = True) -> dict[str, Any]:
+        """Splink settings for a backend with this model's parameters filled in.
+
+        ``term_frequencies`` False drops the term-frequency adjustments: Splink
+        counts name frequencies in the data being linked, and in a batch of a
+        few records every name looks common."""
         s = self.spec.settings(dialect)
+        if not term_frequencies:
+            for comp in s["comparisons"]:
+                for lv in comp["comparison_levels"]:
+                    lv.pop("tf_adjustment_column", None)
+                    lv.pop("disable_tf_exact_match_detection", None)
         s["probability_two_random_records_match"] = self.probability_two_random_records_match
         for comp in s["comparisons"]:
             params = self.parameters.get(comp["output_column_name"], [])
@@ -490,10 +507,14 @@ class LinkModel:
         return model
 
     def __repr__(self) -> str:
-        return f"LinkModel(kind={self.kind!r}, trained={self.trained}, p={self.probability_two_random_records_match:.3g})"
+        p = self.probability_two_random_records_match
+        return f"LinkModel(kind={self.kind!r}, trained={self.trained}, p={p:.3g})"
 
 
 # --------------------------------------------------------------------------- scoring and clustering
+
+
+TF_MIN_RECORDS = 1000  # below this, name frequencies in the batch say nothing about the population
 
 
 def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str, min_probability: float,
@@ -501,7 +522,8 @@ def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str,
     """All blocked pairs scored by Splink; those at or above ``min_probability``
     returned (unique_id_l, unique_id_r, match_probability), and the count
     of pairs scored."""
-    settings = model.settings(engine)
+    n = sum(len(f) for f in feats)
+    settings = model.settings(engine, term_frequencies=n >= TF_MIN_RECORDS)
     settings["link_type"] = link_type
     with quiet_splink():
         from splink import Linker

@@ -168,7 +168,8 @@ def vowel_key(token: str) -> str:
     last = len(t) - 1
     for i, ch in enumerate(t):
         # y after the first letter, and a final v after a vowel (Pov = Pau), are vowels
-        if ch in _VOWELS or (ch == "y" and i > 0) or (ch == "v" and i == last and i > 0 and t[i - 1] in _VOWELS):
+        final_v = ch == "v" and i == last and i > 0 and t[i - 1] in _VOWELS
+        if ch in _VOWELS or (ch == "y" and i > 0) or final_v:
             ch = "a"
         elif ch == "h" and i > 0:
             continue

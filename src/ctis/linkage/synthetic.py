@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -141,8 +142,7 @@ def _twin(rng: random.Random, p: dict[str, object], pid: int) -> dict[str, objec
 
 
 def _record(rng: random.Random, p: dict[str, object], rid: str) -> dict[str, object]:
-    name = p["name"]
-    assert isinstance(name, dict)
+    name: dict[str, Any] = p["name"]  # type: ignore[assignment]
     script = "latin" if name["fam_km"] is None else rng.choices(["khmer", "latin", "both"], [30, 40, 30])[0]
     lat = km = None
     if script in ("latin", "both"):
@@ -193,7 +193,7 @@ def synthetic_people(n_people: int, seed: int = 1) -> pd.DataFrame:
     truth in ``person_id``; deterministic for a seed. About 2 % of people have a
     twin, and about 0.5 % of records carry no usable name and no date (the
     engine must list them as unlinkable)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     people: list[dict[str, object]] = []
     pid = 0
     while len(people) < n_people:
