@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -44,8 +45,15 @@ def lower_same_length(text: str) -> str:
     return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
 
 
+#: Any character :data:`DIGIT_TABLE` changes: most posts hold none, and a search for one is several
+#: times cheaper than ``str.translate`` over a text with non-ASCII letters.
+_TRANSLATED = re.compile("[" + "".join(re.escape(chr(c)) for c in DIGIT_TABLE) + "]")
+
+
 def normalise_digits(text: str) -> str:
     """ASCII digits for every script's digits (same length, so spans into the original hold)."""
+    if _TRANSLATED.search(text) is None:
+        return text
     return text.translate(DIGIT_TABLE)
 
 
@@ -455,8 +463,24 @@ def gazetteer() -> tuple[re.Pattern[str], dict[str, Place]]:
                 if alias.strip():
                     by_name[alias.strip().lower()] = place
     # Latin names must stand as words ("Bavet" not inside "Bavetto"); other scripts have no spaces.
-    pattern = re.compile(rf"(?<![a-z])(?:{trie_pattern(list(by_name))})(?![a-z])")
+    # The check for a letter before the name is made by hand (see :func:`_places`): a pattern that
+    # starts with a look-behind is tried at every position, one that starts with the trie is not.
+    pattern = re.compile(rf"(?:{trie_pattern(list(by_name))})(?![a-z])")
     return pattern, by_name
+
+
+def _places(pattern: re.Pattern[str], lower: str) -> Iterator[re.Match[str]]:
+    """The gazetteer's matches not right after a Latin letter, as ``(?<![a-z])`` before the trie
+    would find them: after a match that fails the check, the search goes on from the next
+    character, not from the match's end, so a name inside it is still found."""
+    pos = 0
+    while (m := pattern.search(lower, pos)) is not None:
+        start = m.start()
+        if start > 0 and "a" <= lower[start - 1] <= "z":
+            pos = start + 1
+            continue
+        yield m
+        pos = m.end() if m.end() > start else start + 1
 
 
 def _amount(text: str | None, mult: str | None) -> float | None:
@@ -528,7 +552,9 @@ def extract(text: str, language: str | None = None) -> Entities:
         if value not in target:
             target.append(value)
 
-    for m in _URL.finditer(norm):
+    lower = lower_same_length(norm)
+    # Each scan below is skipped when the text lacks a literal that every match of it holds.
+    for m in _URL.finditer(norm) if "://" in norm or "www." in lower else ():
         url = m.group(0).rstrip(".,;:!?")
         full = url if "://" in url else "http://" + url
         scheme, rest = full.split("://", 1)
@@ -538,12 +564,11 @@ def extract(text: str, language: str | None = None) -> Entities:
         add(m.start(), m.start() + len(url), "url", f"{scheme.lower()}://{host}{rest[len(host) :]}", out.urls)
         if host not in out.domains:
             out.domains.append(host)
-    for m in _EMAIL.finditer(norm):
+    for m in _EMAIL.finditer(norm) if "@" in norm or "[at]" in norm or "(at)" in norm else ():
         if _claimed(spans, m.start(), m.end()):
             continue
         domain = re.sub(r"\s*\[dot\]\s*", ".", m.group(2)).lower()
         add(m.start(), m.end(), "email", f"{m.group(1).lower()}@{domain}", out.emails)
-    lower = lower_same_length(norm)
     for (platform, pattern), triggers in zip(_HANDLE_PATTERNS, _HANDLE_TRIGGERS, strict=True):
         if not any(t in lower for t in triggers):
             continue  # a substring test is far cheaper than a scan with the pattern
@@ -560,7 +585,7 @@ def extract(text: str, language: str | None = None) -> Entities:
                     out.phones.append(e164)
                 continue
             add(m.start(), m.end(), "handle", f"{platform}:{name.lower().lstrip('~@')}", out.handles)
-    for m in _DOMAIN.finditer(norm):
+    for m in _DOMAIN.finditer(norm) if "." in norm else ():
         if _claimed(spans, m.start(), m.end()):
             continue
         host = m.group(1).lower()
@@ -606,7 +631,7 @@ def extract(text: str, language: str | None = None) -> Entities:
             spans.append(Span(start, m.end(), "money", f"{salary.usd_month:g} USD/month"))
             out.salaries.append(salary)
     pattern, by_name = gazetteer()
-    for m in pattern.finditer(lower):
+    for m in _places(pattern, lower):
         place = by_name[m.group(0)]
         spans.append(Span(m.start(), m.end(), "place", place.key))
         if place not in out.places:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import re
+import re._constants as sre_constants
+import re._parser as sre_parse
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -122,6 +124,58 @@ def load_rules(directory: Path | None = None) -> list[Rule]:
     return rules
 
 
+def triggers(pattern: str) -> tuple[str, ...] | None:
+    """Literal strings of which every match of ``pattern`` holds at least one, or None when the
+    pattern gives none worth testing (the rule is then always searched).
+
+    Read off the parsed pattern: a run of literal characters that every match
+    passes through, or a group of alternatives each of which has such a run.
+    Of the candidates the one whose shortest string is longest is kept.
+    Testing ``in`` for a few literals is a fast substring search, far cheaper
+    than scanning the text with a pattern that starts with an alternation;
+    most rules do not fire on a given post, and are then skipped.
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    found = _required(list(parsed))
+    return tuple(found) if found and min(map(len, found)) >= 1 else None
+
+
+def _required(items: list[tuple[object, object]]) -> list[str] | None:
+    """The best set of required literals in a sequence of parsed items (see :func:`triggers`)."""
+    candidates: list[list[str]] = []
+    run = ""
+    for op, arg in items:
+        if op is sre_constants.LITERAL:
+            run += chr(arg)  # type: ignore[arg-type]
+            continue
+        if run:
+            candidates.append([run])
+            run = ""
+        inner: list[str] | None = None
+        if op is sre_constants.SUBPATTERN:
+            if arg[1] & re.IGNORECASE:  # type: ignore[index]
+                return None  # (?i:…) matches more than its literals' spelling
+            inner = _required(list(arg[-1]))  # type: ignore[index]
+        elif op is sre_constants.BRANCH:
+            branches = [_required(list(b)) for b in arg[1]]  # type: ignore[index]
+            if all(branches):
+                inner = [t for b in branches for t in b]  # type: ignore[union-attr]
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and arg[0] >= 1:  # type: ignore[index]
+            inner = _required(list(arg[2]))  # type: ignore[index]
+        if inner:
+            candidates.append(inner)
+    if run:
+        candidates.append([run])
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (min(map(len, c)), -len(c)))
+
+
 class RuleSet:
     """The rules compiled one by one, matched against lower-cased text.
 
@@ -133,13 +187,14 @@ class RuleSet:
     faster than one case-insensitive alternation.
     """
 
-    def __init__(self, rules: list[Rule]):
+    def __init__(self, rules: list[Rule], prefilter: bool = True):
         self.rules = rules
-        self._compiled: dict[str, list[tuple[Rule, re.Pattern[str], bool]]] = {}
+        self._compiled: dict[str, list[tuple[Rule, re.Pattern[str], bool, tuple[str, ...] | None]]] = {}
         for rule in rules:
             boundary = rule.pattern.startswith("\\b")
             body = rule.pattern[2:] if boundary else rule.pattern
-            self._compiled.setdefault(rule.language, []).append((rule, re.compile(body), boundary))
+            need = triggers(body) if prefilter else None
+            self._compiled.setdefault(rule.language, []).append((rule, re.compile(body), boundary, need))
 
     def languages_for(self, language: str) -> list[str]:
         """The post's language and English (region-wide job posts mix it in); all when unknown."""
@@ -151,7 +206,9 @@ class RuleSet:
         lower = lower_same_length(text)
         found = []
         for lang in self.languages_for(language):
-            for rule, pattern, boundary in self._compiled[lang]:
+            for rule, pattern, boundary, need in self._compiled[lang]:
+                if need is not None and not any(t in lower for t in need):
+                    continue  # none of the literals every match holds: the rule cannot match
                 pos = 0
                 while (m := pattern.search(lower, pos)) is not None:
                     start, end = m.span()

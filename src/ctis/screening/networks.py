@@ -98,6 +98,89 @@ def signature(masked: str) -> MinHash:
     return sig
 
 
+def _crc_table() -> np.ndarray:
+    """The byte table of zlib's CRC-32 (reflected polynomial 0xEDB88320)."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> np.uint32(1)) ^ np.uint32(0xEDB88320), table >> np.uint32(1))
+    return table.astype(np.uint32)
+
+
+_CRC_TABLE = _crc_table()
+_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+#: Shingles whose permuted hashes are held in memory at once (x 128 x 4 bytes).
+_CHUNK = 32_768
+
+
+def shingle_hashes(masked_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The CRC-32 of every shingle of every text, computed for the batch at once, and where each
+    text's hashes start (``starts[i]:starts[i + 1]``).
+
+    The same values as ``zlib.crc32`` of each shingle's UTF-8 bytes (a test holds it), but the
+    CRC runs byte column by byte column over all shingles of one byte length together, instead of
+    one Python call per shingle.  Repeated shingles are kept: a minimum does not mind them.
+    """
+    lengths = np.fromiter((len(t) for t in masked_texts), dtype=np.int64, count=len(masked_texts))
+    char_start = np.concatenate(([0], np.cumsum(lengths)))
+    joined = "".join(masked_texts)
+    code = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    width = 1 + (code >= 0x80) + (code >= 0x800) + (code >= 0x10000)
+    byte_at = np.concatenate(([0], np.cumsum(width)))
+    data = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    # a text of SHINGLE characters or fewer is one shingle, the whole text; an empty text none
+    per_text = np.where(lengths > SHINGLE, lengths - SHINGLE + 1, np.minimum(lengths, 1))
+    starts = np.concatenate(([0], np.cumsum(per_text)))
+    text_of = np.repeat(np.arange(len(masked_texts)), per_text)
+    first_char = char_start[text_of] + (np.arange(len(text_of)) - starts[text_of])
+    last_char = first_char + np.minimum(lengths[text_of], SHINGLE)
+    begin, size = byte_at[first_char], byte_at[last_char] - byte_at[first_char]
+    out = np.empty(len(text_of), dtype=np.uint32)
+    for n in np.unique(size).tolist():
+        which = np.flatnonzero(size == n)
+        reg = np.full(len(which), 0xFFFFFFFF, dtype=np.uint32)
+        at = begin[which]
+        for k in range(n):
+            reg = _CRC_TABLE[(reg ^ data[at + k]) & np.uint32(0xFF)] ^ (reg >> np.uint32(8))
+        out[which] = reg ^ np.uint32(0xFFFFFFFF)
+    return out, starts
+
+
+def signatures(masked_texts: list[str]) -> list[MinHash]:
+    """:func:`signature` of each text, for a whole batch at once (the same values, a test holds it).
+
+    The shingles are hashed together (:func:`shingle_hashes`), mixed and permuted as datasketch's
+    ``affine32`` scheme does (the MurmurHash3 finaliser, then ``a * h + b`` in 32 bits), and each
+    text's minimum per permutation is taken with one ``np.minimum.reduceat``.
+    """
+    hashes, starts = shingle_hashes(masked_texts)
+    s1, m1, s2, m2, s3 = _FMIX
+    hv = hashes ^ (hashes >> s1)
+    hv = hv * m1
+    hv = hv ^ (hv >> s2)
+    hv = hv * m2
+    hv = hv ^ (hv >> s3)
+    a, b = _PROTOTYPE.permutations
+    a, b = a.astype(np.uint32), b.astype(np.uint32)
+    values = np.full((len(masked_texts), NUM_PERM), 0xFFFFFFFF, dtype=np.uint32)
+    counts = np.diff(starts)
+    text = 0
+    while text < len(masked_texts):  # texts in groups of about _CHUNK shingles
+        end = text + 1
+        while end < len(masked_texts) and starts[end + 1] - starts[text] <= _CHUNK:
+            end += 1
+        rows = [i for i in range(text, end) if counts[i]]
+        if rows:
+            lo, hi = starts[text], starts[end]
+            phv = np.multiply.outer(a, hv[lo:hi])  # permutations x shingles: rows are contiguous
+            phv += b[:, None]
+            values[rows] = np.minimum.reduceat(phv, starts[rows] - lo, axis=1).T
+        text = end
+    return [
+        MinHash(hashvalues=row, permutations=_PROTOTYPE.permutations, scheme=SCHEME, hashfunc=_crc32)
+        for row in values
+    ]
+
+
 def to_bytes(sig: MinHash) -> bytes:
     return np.asarray(sig.hashvalues, dtype="<u4").tobytes()
 

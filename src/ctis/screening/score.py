@@ -18,9 +18,9 @@ from typing import Any
 
 from ctis.screening import indicators as ind
 from ctis.screening.entities import Entities, extract, normalise_digits
-from ctis.screening.language import detect
+from ctis.screening.language import detect, detect_many
 from ctis.screening.model import TextModel, default_model
-from ctis.screening.networks import mask
+from ctis.screening.networks import mask, signatures
 from ctis.screening.posts import Post
 
 FLAG_AT = 0.5
@@ -80,29 +80,46 @@ def combine(rules: float, model: float) -> float:
     return RULES_SHARE * rules + (1 - RULES_SHARE) * model
 
 
-def screen_many(posts: list[Post], model: TextModel | None = None, explain: bool = True) -> list[Screened]:
-    """Screen a batch; the model scores the batch in one matrix product."""
+def screen_many(
+    posts: list[Post], model: TextModel | None = None, explain: bool = True, fast: bool = True
+) -> list[Screened]:
+    """Screen a batch; the model scores the batch in one matrix product.
+
+    The fast path (the default) does the per-post work that numpy can do for a
+    whole batch at once: the languages (:func:`detect_many`), the model's
+    n-gram counts (:meth:`TextModel.transform`), the explanations and the
+    MinHash signatures (:func:`signatures`, set on each result so that the
+    network step need not compute them).  ``fast=False`` is the plain path, one
+    post at a time with scikit-learn's and py3langid's own code; both give the
+    same results (a test compares them on generated posts).
+    """
+    if not posts:
+        return []
+    texts = [post.full_text for post in posts]
+    languages = detect_many(texts) if fast else [detect(text) for text in texts]
     prepared = []
-    for post in posts:
-        text = post.full_text
-        language = detect(text)
+    for post, text, language in zip(posts, texts, languages, strict=True):
         entities = extract(text, language)
         hits = ind.evaluate(normalise_digits(text), entities, language)
         prepared.append((post, language, entities, hits, mask(text, entities)))
-    if not prepared:
-        return []
     m = model or default_model()
-    x = m.vectorizer.transform([p[4] for p in prepared])
+    masked = [p[4] for p in prepared]
+    x = m.transform(masked) if fast else m.vectorizer.transform(masked)
     probabilities = m.score_matrix(x)
+    features: list[list[tuple[str, float]]] = []
+    if explain:
+        features = m.explain_rows(x) if fast else [m.explain_row(x[i]) for i in range(x.shape[0])]
+    sigs = signatures(masked) if fast else [None] * len(masked)
     out = []
-    for i, ((post, language, entities, hits, masked), p) in enumerate(
+    for i, ((post, language, entities, hits, masked_text), p) in enumerate(
         zip(prepared, probabilities, strict=True)
     ):
         r = rules_score(hits)
         score = combine(r, float(p))
-        screened = Screened(post, language, score, score >= FLAG_AT, r, float(p), hits, entities, masked)
+        screened = Screened(post, language, score, score >= FLAG_AT, r, float(p), hits, entities, masked_text)
         if explain:
-            screened.model_features = m.explain_row(x[i])
+            screened.model_features = features[i]
+        screened.signature = sigs[i]
         out.append(screened)
     return out
 

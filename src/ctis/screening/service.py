@@ -68,7 +68,8 @@ def cluster(screened: list[Screened], index: nw.NetworkIndex | None = None) -> n
     """Add screened posts to an index (a fresh one by default) and set each post's network."""
     index = index if index is not None else nw.NetworkIndex()
     for s in screened:
-        s.signature = nw.signature(s.masked)
+        if s.signature is None:  # screen_many's fast path has computed it already
+            s.signature = nw.signature(s.masked)
         index.add(s.post.id, s.signature, s.entities.contacts())
     for s in screened:
         s.network = index.network_of(s.post.id)
