@@ -715,6 +715,8 @@ def record_detail(request: Request, db: DB, who: PageIdentity, kind: str, extern
     view = records.get_record(db, who.actor, kind, external_id)
     fields = [f.name for f in form_fields(kind)]
     extra = [k for k in ("age_at_rescue", "age_at_arrest") if k in view]
+    from ctis.web.screening import record_panel  # screening's pages import this module
+
     return render(
         request,
         "record_detail.html",
@@ -725,6 +727,7 @@ def record_detail(request: Request, db: DB, who: PageIdentity, kind: str, extern
         related=_related(db, who, kind, view),
         can_write=can(who.actor, WRITE[kind]),
         references=SCHEMAS[kind].references,
+        screening=record_panel(db, who.actor, kind, external_id),
     )
 
 
