@@ -10,6 +10,7 @@ unless the export's gate knows the release.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import math
@@ -278,6 +279,34 @@ def test_cli_lists_exports_with_their_kind(sqlite_env: Path, monkeypatch: pytest
     assert listed.exit_code == 0
     assert "export:glotip" in listed.stdout and "GLOTIP export, 2024" in listed.stdout
     assert listed.stdout.count("export:") == 1  # the exact export is not there
+
+
+def test_cli_dp_export_spends_from_the_ledger(sqlite_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctis import services
+
+    monkeypatch.setenv("CTIS_PRIVACY_BUDGET", "1.5")
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    _h1_then_h2(services.engine())
+    out = sqlite_env / "g.csv"
+    args = ["standard", "glotip", "--period", "2024", "--out", str(out), "--method", "dp"]
+    done = runner.invoke(app, [*args, "--epsilon", "1"])
+    assert done.exit_code == 0, done.stderr
+    with out.open(encoding="utf-8") as fh:
+        cells = list(csv.DictReader(fh))
+    assert cells and all(r["mode"] == "protected" for r in cells)
+    with Session(services.engine()) as session:
+        assert releases.spent_epsilon(session) == pytest.approx(1.0)
+    out.unlink()
+    refused = runner.invoke(app, [*args, "--epsilon", "1"])  # 1 more would pass the budget of 1.5
+    assert refused.exit_code == 1 and "the release gate refused" in refused.stderr and not out.exists()
+    for bad, words in (
+        (["standard", "ctdc", "--period", "2024", "--method", "dp"], "suppression only"),
+        ([*args, "--exact"], "exclude each other"),
+        ([*args, "--epsilon", "0"], "epsilon"),
+        (["standard", "tip", "--period", "TIP2024", "--method", "noise"], "unknown method"),
+    ):
+        result = runner.invoke(app, bad)
+        assert result.exit_code == 2 and words in result.stderr, (bad, result.stderr)
 
 
 # -- the demo records: a release and both table exports -----------------------------------------------

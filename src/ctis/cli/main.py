@@ -204,6 +204,57 @@ def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: s
 
 
 @app.command()
+def link(
+    kind: Annotated[str, typer.Argument(help="victims, suspects or all")] = "all",
+    engine: Annotated[str, typer.Option(help="duckdb (one machine) or spark (pyspark)")] = "duckdb",
+    match_threshold: Annotated[float, typer.Option(help="Pairs at least this probable link.")] = 0.95,
+    review_threshold: Annotated[float, typer.Option(help="Pairs from here up go to review.")] = 0.5,
+    incremental: Annotated[
+        bool, typer.Option(help="Reuse the latest run's saved model (no training), e.g. after an import.")
+    ] = False,
+    user: Annotated[str | None, typer.Option(help="Act as this account (default: the operator).")] = None,
+) -> None:
+    """Link victim records with each other and suspect records with each other (person linkage)."""
+    from ctis.exports.command import ExportError, cli_actor
+    from ctis.linkage.service import KINDS as LINK_KINDS
+    from ctis.linkage.service import run_linkage
+    from ctis.records import Invalid
+    from ctis.security.permissions import Forbidden
+    from ctis.storage.db import session_scope
+
+    kinds = list(LINK_KINDS) if kind == "all" else [kind]
+    if any(k not in LINK_KINDS for k in kinds):
+        fail(f"unknown kind {kind!r}; one of: {', '.join(LINK_KINDS)}, all", 2)
+    services.init_database()
+    failed = False
+    for k in kinds:
+        try:
+            actor = cli_actor(services.engine(), user, f"cli:{getpass.getuser()}")
+            with session_scope(services.engine()) as session:
+                run = run_linkage(
+                    session, actor, k, engine=engine, match_threshold=match_threshold,
+                    review_threshold=review_threshold, retrain=not incremental,
+                )  # fmt: skip
+        except (Invalid, Forbidden, ExportError) as exc:
+            fail(str(exc), 2)
+        if run.status != "succeeded":
+            err.print(f"[bold red]{k}: linkage failed[/bold red] (identities unchanged): {run.error}")
+            failed = True
+            continue
+        console.print(
+            f"{k}: {run.records:,} records are {run.persons:,} persons ({run.duplicates:,} duplicates); "
+            f"{run.review_pairs:,} pairs to review, {run.stale_decisions:,} decisions to review again, "
+            f"{len(run.unlinkable):,} records without a usable name or date left unlinked "
+            f"({run.seconds:.1f} s, {'trained' if run.trained else 'saved model'}, run {run.id})"
+        )
+        if run.unlinkable:
+            more = " …" if len(run.unlinkable) > 50 else ""
+            console.print("  unlinked: " + " ".join(run.unlinkable[:50]) + more)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def template(
     kind: Annotated[str, typer.Argument(help="Record kind: " + ", ".join(KINDS))],
     format: Annotated[FileFormat, typer.Option(help="csv or xlsx")] = FileFormat.csv,
@@ -281,6 +332,8 @@ def standard(
     out: Annotated[Path | None, typer.Option(help="File to write (default: ctis-LAYOUT-PERIOD.FMT).")] = None,
     threshold: Annotated[int, typer.Option(help="Smallest count published; k of the CTDC rows.")] = 10,
     exact: Annotated[bool, typer.Option(help="Exact counts for official use (reports:export).")] = False,
+    method: Annotated[str, typer.Option(help="suppression, or dp (noise; tip and glotip)")] = "suppression",
+    epsilon: Annotated[float, typer.Option(help="With --method dp: ε charged to the privacy budget.")] = 1.0,
     user: Annotated[str | None, typer.Option(help="Act as this account (default: the operator).")] = None,
 ) -> None:
     """Standard exports: CTDC victim rows, US TIP report tables, UNODC GLOTIP tables (audited)."""
@@ -290,7 +343,16 @@ def standard(
         eng = services.engine()
         actor = cli_actor(eng, user, f"cli:{getpass.getuser()}")
         outcome = run_export(
-            eng, actor, layout, period, fmt=format.value, out=out, threshold=threshold, exact=exact
+            eng,
+            actor,
+            layout,
+            period,
+            fmt=format.value,
+            out=out,
+            threshold=threshold,
+            exact=exact,
+            method=method,
+            epsilon=epsilon,
         )
     except ExportError as exc:
         fail(str(exc), exc.code)

@@ -21,7 +21,7 @@ from ctis.exports.mapping import Unmapped
 from ctis.exports.output import write_ctdc, write_tables
 from ctis.exports.release import TableExport
 from ctis.exports.tip import export_tip
-from ctis.publication.gate import ReleaseRefused, SuppressionParams
+from ctis.publication.gate import DpParams, Method, ReleaseRefused, SuppressionParams
 from ctis.security.permissions import Actor, Forbidden
 from ctis.storage.db import session_scope
 
@@ -73,11 +73,26 @@ def run_export(
     out: Path | None = None,
     threshold: int = 10,
     exact: bool = False,
+    method: str = "suppression",
+    epsilon: float = 1.0,
 ) -> Outcome:
-    """Compute, protect, audit and write one standard export; nothing is written if any step fails."""
+    """Compute, protect, audit and write one standard export; nothing is written if any step fails.
+
+    ``method`` ``dp`` gives every table cell discrete Laplace noise and charges ``epsilon`` to the
+    privacy-budget ledger (TIP and GLOTIP only: CTDC rows are records, which noise cannot protect).
+    """
     try:
         period = parse_period(period_text)
-        params = SuppressionParams(threshold=threshold)
+        if method not in {m.value for m in Method}:
+            raise ValueError(f"unknown method {method!r}; one of: suppression, dp")
+        gate_method = Method(method)
+        params: SuppressionParams | DpParams = (
+            DpParams(epsilon=epsilon) if gate_method is Method.DP else SuppressionParams(threshold=threshold)
+        )
+        if gate_method is Method.DP and layout == "ctdc":
+            raise ValueError("the CTDC layout is one row per victim: it takes --method suppression only")
+        if gate_method is Method.DP and exact:
+            raise ValueError("--exact and --method dp exclude each other")
     except ValueError as exc:
         raise ExportError(str(exc), 2) from None
     target = out or default_path(layout, period.label, fmt, exact)
@@ -88,7 +103,7 @@ def run_export(
                 result = export_ctdc(session, actor, period, exact=exact, k=threshold)
             elif layout in {"tip", "glotip"}:
                 export = export_tip if layout == "tip" else export_glotip
-                result = export(session, actor, period, exact=exact, params=params)
+                result = export(session, actor, period, exact=exact, method=gate_method, params=params)
             else:
                 raise ExportError(f"unknown layout {layout!r}; one of: ctdc, tip, glotip", 2)
             # written inside the transaction: if the file cannot be written, the audit entry goes too
