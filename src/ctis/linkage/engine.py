@@ -432,7 +432,7 @@ class LinkModel:
         return s
 
     @classmethod
-    def train(cls, df: pd.DataFrame, *, engine: str = "duckdb", seed: int = 1,
+    def train(cls, df: pd.DataFrame | list[pd.DataFrame], *, engine: str = "duckdb", seed: int = 1,
               kind: str = "people", link_type: str = "dedupe_only") -> LinkModel:
         """Estimate the model on the records themselves, without labels.
 
@@ -441,6 +441,8 @@ class LinkModel:
         so that every comparison is estimated on pairs it did not select. A step
         that cannot run on too little data keeps the starting values and says so
         in ``notes``."""
+        if kind not in SPECS:
+            raise ValueError(f"unknown model kind {kind!r}")
         spec = SPECS[kind]
         frames = df if isinstance(df, list) else [df]
         feats = [spec.prepare(f) for f in frames]
