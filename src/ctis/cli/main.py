@@ -472,7 +472,9 @@ def screen(
     output: Annotated[
         Path | None, typer.Option(help="Write to this file (default for xlsx: ctis-screening.xlsx).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes that screen (one per core).")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Screening processes (default: one per core, up to 8).")
+    ] = None,
 ) -> None:
     """Screen recruitment posts for trafficking and scam-compound recruitment; link them into networks."""
     from ctis.screening import command

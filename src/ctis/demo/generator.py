@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ctis.demo.duplicates import add_duplicates, add_phones
 from ctis.demo.names import person_name
 from ctis.domain.ages import age_on
 from ctis.domain.periods import Period, parse_period
@@ -153,10 +154,13 @@ class DemoBuilder:
     """Accumulates validated records kind by kind; ``write`` stores them in one transaction."""
 
     def __init__(self, seed: int = SEED, today: date | None = None):
+        self.seed = seed
         self.rng = random.Random(seed)
         self.today = today or date.today()
         self.records: dict[str, list[RecordIn]] = {}
         self._serial: dict[str, int] = {}
+        #: external id of a second record -> the first record of the same person (the demo's truth)
+        self.duplicate_of: dict[str, str] = {}
 
     def _next_id(self, prefix: str) -> str:
         self._serial[prefix] = self._serial.get(prefix, 0) + 1
@@ -173,6 +177,9 @@ class DemoBuilder:
             self.add(AgencyIn, external_id=ext, name_en=name_en, name_km=name_km, agency_kind=kind)
         for index, label in enumerate(HALVES):
             self.half_year(parse_period(label), PUBLISHED_TARGETS.get(label) or self._targets(index))
+        # phones and second records of the same people, each from a generator of its own
+        add_phones(self, self.seed + 1)
+        add_duplicates(self, self.seed + 2)
         return self
 
     def _targets(self, index: int) -> HalfYearTargets:
@@ -477,8 +484,14 @@ def build_demo(
     engine: Engine,
     builder: DemoBuilder | None = None,
     progress: Callable[[str, int], Any] | None = None,
+    link: bool = True,
 ) -> dict[str, int]:
-    """Store the demo records (built with the default seed unless given) in one transaction."""
+    """Store the demo records (built with the default seed unless given) in one transaction.
+
+    With ``link`` (the default), person linkage then runs on victims and on
+    suspects, so the demo's reports count persons; a failed run leaves the
+    records unlinked and is reported by ``ctis link``.
+    """
     builder = builder or DemoBuilder().build()
     with session_scope(engine) as session:
         repo = Repository(session, actor="demo")
@@ -489,4 +502,19 @@ def build_demo(
     from ctis.demo.allegations import add_demo_allegations  # the register's demo rests on these records
 
     add_demo_allegations(engine)
+    if link:
+        link_demo(engine)
     return {kind: len(records) for kind, records in builder.records.items()}
+
+
+def link_demo(engine: Engine) -> list[Any]:
+    """Run person linkage on the demo's victims and suspects, as the demo's data officer."""
+    from ctis.linkage.service import KINDS, run_linkage
+    from ctis.security.permissions import Actor
+
+    officer = Actor(id=0, username="demo", role="data_officer", agency_id=None, scope="all")
+    runs = []
+    for kind in KINDS:
+        with session_scope(engine) as session:
+            runs.append(run_linkage(session, officer, kind))
+    return runs
