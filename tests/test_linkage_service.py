@@ -42,6 +42,7 @@ class StandIn:
         self.review = list(review)
         self.decisions: list[Decision] = []
         self.calls = 0
+        self.ext_to_id: dict[str, str] = {}
 
     def __call__(self, frame: pd.DataFrame, **kw: Any) -> LinkResult:
         self.calls += 1
@@ -72,15 +73,11 @@ class StandIn:
         cluster_of = {rid: min(ids, key=int) for ids in clusters.values() for rid in ids}
         decided = {frozenset((d.record_id_l, d.record_id_r)) for d in self.decisions}
         ext = self.ext_to_id
-        review = [
-            (ext[a], ext[b], 0.7) for a, b in self.review if frozenset((ext[a], ext[b])) not in decided
-        ]
+        review = [(ext[a], ext[b], 0.7) for a, b in self.review if frozenset((ext[a], ext[b])) not in decided]
         return LinkResult(
             clusters=cluster_of, review=review, unlinkable=[], model=LinkModel.prior(),
             pairs_scored=len(rows) * (len(rows) - 1) // 2, seconds=0.01,
         )  # fmt: skip
-
-    ext_to_id: dict[str, str] = {}
 
 
 def broken(frame: pd.DataFrame, **kw: Any) -> LinkResult:
@@ -99,7 +96,8 @@ def _persons(engine: Engine, model: Any = Victim) -> dict[str, int | None]:
 
 def _run(engine: Engine, kind: str = "victims", linker: Any = None, **kw: Any) -> ls.RunSummary:
     if isinstance(linker, StandIn):
-        linker.ext_to_id = {k: str(v) for k, v in _ids(engine, Victim if kind == "victims" else Suspect).items()}
+        model = Victim if kind == "victims" else Suspect
+        linker.ext_to_id = {k: str(v) for k, v in _ids(engine, model).items()}
     with session_scope(engine) as s:
         return ls.run_linkage(s, OFFICER, kind, **({"linker": linker} if linker else {}), **kw)
 
@@ -121,7 +119,7 @@ def _three_victims(engine: Engine) -> None:
 # -- counting persons -----------------------------------------------------------------------------
 
 
-def test_linked_records_in_a_period_count_once_in_totals_and_in_each_cell_of_breakdowns(engine: Engine) -> None:
+def test_linked_records_in_a_period_count_once_in_totals_and_in_each_breakdown_cell(engine: Engine) -> None:
     _three_victims(engine)
     period = parse_period("2024-H1")
     with Session(engine) as s:
@@ -134,7 +132,8 @@ def test_linked_records_in_a_period_count_once_in_totals_and_in_each_cell_of_bre
     ids = _ids(engine)
     assert _persons(engine) == {"v1": ids["v1"], "v2": ids["v1"], "v3": ids["v3"]}
     with Session(engine) as s:
-        after = compute_report(s, period, ["victims_rescued", "victims_rescued_minor"], ["agency", "province"])
+        keys = ["victims_rescued", "victims_rescued_minor"]
+        after = compute_report(s, period, keys, ["agency", "province"])
         unit, rows = drill_down(s, "victims_rescued", period)
         _, minors = drill_down(s, "victims_rescued_minor", period)
     assert after.metrics == {"victims_rescued": 2, "victims_rescued_minor": 1}
@@ -180,7 +179,8 @@ def test_suspects_count_persons_through_prosecutions_too(engine: Engine) -> None
     run = _run(engine, "suspects", StandIn())
     assert (run.records, run.persons) == (3, 2)
     with Session(engine) as s:
-        m = compute_report(s, period, ["suspects_arrested", "suspects_prosecuted", "suspects_arrested_foreign"])
+        keys = ["suspects_arrested", "suspects_prosecuted", "suspects_arrested_foreign"]
+        m = compute_report(s, period, keys)
     assert m.metrics == {"suspects_arrested": 2, "suspects_prosecuted": 1, "suspects_arrested_foreign": 1}
     assert m.deduplicated is True
 
