@@ -624,3 +624,119 @@ def test_cli_with_two_worker_processes_gives_the_same_answers(sqlite_env: Path, 
     two = CliRunner().invoke(app, ["screen", str(path), "--format", "json", "--no-store", "--workers", "2"])
     assert one.exit_code == two.exit_code == 0, two.output
     assert one.stdout == two.stdout and len(one.stdout.splitlines()) == len(texts)
+
+
+# -- the fast path gives what the plain path gives (issue 5, item 8) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated() -> list[Post]:
+    """A few hundred generated posts in five languages, recruitment and ordinary ones."""
+    from ctis.screening import corpus
+
+    return [item.post for item in corpus.generate(400, 4242)]
+
+
+def test_fast_path_gives_the_plain_paths_output(model: TextModel, generated: list[Post]) -> None:
+    """Batch language id, n-gram counts, explanations and signatures change nothing in the output."""
+    from ctis.screening.score import screen_many
+
+    plain = screen_many(generated, model, fast=False)
+    fast = screen_many(generated, model)
+    assert [s.summary() for s in fast] == [s.summary() for s in plain]
+    assert [(s.score, s.model_features, s.masked) for s in fast] == [
+        (s.score, s.model_features, s.masked) for s in plain
+    ]
+    assert [[h.as_dict() for h in s.indicators] for s in fast] == [
+        [h.as_dict() for h in s.indicators] for s in plain
+    ]
+    assert [s.signature.hashvalues.tolist() for s in fast] == [
+        signature(s.masked).hashvalues.tolist() for s in plain
+    ]
+    assert sum(s.flagged for s in fast) > 10  # the posts exercise the flagging, not only the ordinary case
+
+
+def test_ngram_counts_are_scikit_learns(model: TextModel, generated: list[Post]) -> None:
+    texts = [mask(p.full_text) for p in generated[:100]] + [
+        "", "   ", "a", "Ab  c\td", "x\u00a0y\u3000z", "İSTANBUL ǅ ß ﬁ", "①② ③", "😀 emoji only", "ស្វែងរក",
+    ]  # fmt: skip
+    ours, theirs = model.transform(texts), model.vectorizer.transform(texts)
+    assert (ours != theirs).nnz == 0
+    assert ours.indptr.tolist() == theirs.indptr.tolist() and ours.indices.tolist() == theirs.indices.tolist()
+
+
+def test_batch_signatures_are_datasketchs_one_by_one() -> None:
+    from ctis.screening.networks import signatures
+
+    texts = ["", "ab", "abcde", "abcdef", "€😀 ab ០១២ x", "ស្វែងរកការងារ ① ② telegram", "x" * 3000]
+    for one, many in zip([signature(t) for t in texts], signatures(texts), strict=True):
+        assert one.hashvalues.tolist() == many.hashvalues.tolist()
+        assert one.hashvalues.dtype == many.hashvalues.dtype
+
+
+def test_batch_language_id_is_py3langids() -> None:
+    import random
+
+    from ctis.screening.language import _fast_identifier, _identifier, detect_many
+
+    rnd = random.Random(5)
+    alphabet = "abcdefghijklmnopqrstuvwxyzàáạảãăằắặđèéêềếệ ,.!?0123456789XYZ\u00a0😀€ស中"
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 200))) for _ in range(300)]
+    texts += ["", "123", "HELLO THERE FRIEND", "Xin chào các bạn", "Lowongan kerja di Jakarta"]
+    texts += [EN_SCAM, ZH_SCAM]
+    assert detect_many(texts) == [detect(t) for t in texts]
+    fast, ident = _fast_identifier(), _identifier()
+    assert [fast.classify(t) for t in texts] == [ident.classify(t)[0] for t in texts]
+
+
+def test_py3langids_automaton_is_shallow_enough_for_the_window() -> None:
+    """The batch walk reads only the last _LANGID_WINDOW bytes: no state may lie deeper."""
+    import numpy as np
+
+    from ctis.screening.language import _LANGID_WINDOW, _fast_identifier
+
+    f = _fast_identifier()
+    depth = np.full(len(f.rowbase), -1)
+    depth[0] = 0
+    frontier, level = np.array([0]), 0
+    while len(frontier):
+        level += 1
+        reached = np.unique(f.nextmove[(f.rowbase[frontier][:, None] + np.arange(256)[None, :]).ravel()])
+        frontier = reached[depth[reached] < 0]
+        depth[frontier] = level
+    assert depth.max() <= _LANGID_WINDOW
+
+
+def test_rule_literals_skip_only_rules_that_cannot_match(generated: list[Post]) -> None:
+    rules = ind.load_rules()
+    fast, plain = ind.RuleSet(rules), ind.RuleSet(rules, prefilter=False)
+    texts = [normalise_digits(p.full_text) for p in generated] + [EN_SCAM, KM_SCAM, TH_SCAM, ZH_SCAM, VI_SCAM]
+    for language in ("en", "km", "zh", "th", "vi", "id", "und"):
+        for text in texts:
+            assert fast.matches(text, language) == plain.matches(text, language)
+    assert ind.triggers(r"easy (?:job|work)\b") == ("easy ",)
+    assert ind.triggers(r"(?:simple|light) (?:job|work)") == ("simple", "light")
+    assert ind.triggers(r"(?i:abc)") is None
+
+
+def test_a_place_right_after_a_letter_does_not_hide_the_next_one() -> None:
+    assert [p.key for p in extract("xbavet and then Bavet").places] == [
+        p.key for p in extract("Bavet").places
+    ]
+    assert extract("Kbavet").places == []
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_one_process_output(tmp_path: Path, generated: list[Post]) -> None:
+    """``ctis screen`` with worker processes prints exactly what one process prints."""
+    from ctis.screening import command
+
+    path = tmp_path / "posts.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for p in generated * 2:  # every post twice: re-screened ids are linked as before
+            fh.write(json.dumps({"id": p.id, "text": p.text, "title": p.title}, ensure_ascii=False) + "\n")
+    one = command.run(path, None, workers=1)
+    two = command.run(path, None, workers=2)
+    assert two.results == one.results
+    assert len({r["network"] for r in one.results if r["network"]}) > 5
+    assert command.default_workers() >= 1

@@ -194,8 +194,8 @@ def drill(
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""), 2)
     err.print(f"{len(rows)} {unit}")
-    for row in rows:
-        sys.stdout.write(f"{row.external_id}\n")
+    for row in rows:  # one line per person: the external ids of their records in the figure
+        sys.stdout.write((" ".join(ext for _, ext in row.records) or row.external_id) + "\n")
 
 
 def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: str | None):  # type: ignore[no-untyped-def]

@@ -207,8 +207,12 @@ class RuleSet:
         found = []
         for lang in self.languages_for(language):
             for rule, pattern, boundary, need in self._compiled[lang]:
-                if need is not None and not any(t in lower for t in need):
-                    continue  # none of the literals every match holds: the rule cannot match
+                if need is not None:  # a plain loop: a generator in any() cost more than the test
+                    for literal in need:
+                        if literal in lower:
+                            break
+                    else:
+                        continue  # none of the literals every match holds: the rule cannot match
                 pos = 0
                 while (m := pattern.search(lower, pos)) is not None:
                     start, end = m.span()

@@ -221,6 +221,7 @@ class NetworkIndex:
     joins: list[Join] = field(default_factory=list)
     first_of: dict[str, str] = field(default_factory=dict)  # stored network id -> its first restored post
     members_of: dict[str, list[str]] = field(default_factory=dict)  # root -> every post of its component
+    seq: dict[str, int] = field(default_factory=dict)  # post -> order of its first indexing
 
     def find(self, post: str) -> str:
         root = post
@@ -251,6 +252,7 @@ class NetworkIndex:
             self.parent[post] = post
             self.size[post] = 1
             self.members_of[post] = [post]
+            self.seq[post] = len(self.seq)
         elif post in self.signatures:
             self.lsh.remove(post)
         self.signatures[post] = sig
@@ -274,7 +276,9 @@ class NetworkIndex:
             pass  # the same text again: its links are already made
         else:
             rejected: Counter[str] = Counter()
-            for other in self.lsh.query(sig):
+            # LSH returns a set (its order varies with Python's string hashing between runs); in
+            # indexing order, the joins, and so the networks' ids, are the same on every run.
+            for other in sorted(self.lsh.query(sig), key=self.seq.__getitem__):
                 if other == post:
                     continue
                 root = self.find(other)
