@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ctis.demo.generator import DemoBuilder
 from ctis.domain.periods import parse_period
-from ctis.metrics import compute_report
+from ctis.metrics import compute_report, drill_down
 from ctis.metrics.registry import DIMENSIONS
 from ctis.storage.models import Victim
 
@@ -56,3 +56,29 @@ def test_demo_is_deterministic_and_synthetic() -> None:
     assert dump(a) == dump(b)
     agencies = [r.model_dump()["name_en"] for r in a.records["agencies"]]
     assert any("fictional" in n for n in agencies)
+
+
+def test_demo_has_duplicates_across_agencies_that_linkage_counts_once(demo_engine: Engine) -> None:
+    period = parse_period("2024-H1")
+    with Session(demo_engine) as s:
+        in_period = Victim.rescue_date.between(period.start, period.end)
+        records = s.scalar(select(func.count()).select_from(Victim).where(in_period))
+        rep = compute_report(s, period, ["victims_rescued"], ["agency", "sex"])
+        _unit, rows = drill_down(s, "victims_rescued", period)
+    assert rep.deduplicated and rep.as_dict()["counts"] == "persons"
+    assert records is not None and records > rep.metrics["victims_rescued"] == 290
+    people_with_two = [r for r in rows if len(r.records) > 1]
+    assert len(people_with_two) == records - 290
+    # a person recorded by the police and by a shelter counts under both agencies, once in the total
+    assert sum(rep.by["agency"]["victims_rescued"].values()) > 290
+    assert sum(rep.by["sex"]["victims_rescued"].values()) == 290  # both records keep the person's sex
+
+
+def test_demo_duplicates_are_drawn_apart_from_the_other_records() -> None:
+    builder = DemoBuilder(today=date(2026, 1, 1)).build()
+    assert len(builder.duplicate_of) >= 60
+    by_id = {r.external_id: r for rs in builder.records.values() for r in rs}
+    for second, first in builder.duplicate_of.items():
+        a, b = by_id[first], by_id[second]
+        assert a.kind == b.kind and a.sex == b.sex and a.nationality == b.nationality  # type: ignore[attr-defined]
+        assert a.agency != b.agency  # type: ignore[attr-defined]
