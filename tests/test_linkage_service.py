@@ -370,3 +370,22 @@ def test_the_engine_honours_a_confirmation_and_leaves_unusable_records_alone(eng
     with Session(engine) as s:
         rep = compute_report(s, parse_period("2024-H1"), ["victims_rescued"])
     assert rep.metrics["victims_rescued"] == 6 and rep.deduplicated  # 7 records, p3 = p4
+
+
+@pytest.mark.slow
+def test_ctis_link_reports_persons_and_lists_unlinked_records(sqlite_env: Any) -> None:
+    from typer.testing import CliRunner
+
+    from ctis import services
+    from ctis.cli.main import app
+
+    services.init_database()
+    _people(services.engine())
+    runner = CliRunner()
+    result = runner.invoke(app, ["link", "victims"])
+    assert result.exit_code == 0, result.output
+    assert "victims: 7 records are 6 persons" in result.output
+    assert "unlinked: nobody" in result.output
+    again = runner.invoke(app, ["link", "all", "--incremental"])
+    assert again.exit_code == 0 and "saved model" in again.output, again.output
+    assert runner.invoke(app, ["link", "cases"]).exit_code == 2

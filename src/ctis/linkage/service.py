@@ -264,10 +264,13 @@ def run_linkage(
         started_at=started, started_by=actor.username,
     )  # fmt: skip
     try:
-        result = linker(
-            frame, model=model, engine=engine, match_threshold=match_threshold,
-            review_threshold=review_threshold, decisions=honoured,
-        )  # fmt: skip
+        if frame.empty:  # nothing to link: every engine step would be on an empty table
+            result = LinkResult({}, [], [], model or LinkModel.prior(), 0, 0.0)
+        else:
+            result = linker(
+                frame, model=model, engine=engine, match_threshold=match_threshold,
+                review_threshold=review_threshold, decisions=honoured,
+            )  # fmt: skip
     except Exception as exc:  # the engine's failure is the run's outcome, not the caller's crash
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.finished_at = utcnow()
