@@ -63,7 +63,7 @@ def test_demo_report_and_drill(sqlite_env: Path) -> None:
     assert wb.sheetnames == ["2024-H1", "breakdowns", "definitions"]
 
     code, out, err = run("drill", "victims_rescued_minor", "--period", "2024-H1")
-    assert code == 0 and len(out.split()) == 134 and "134 victims" in err
+    assert code == 0 and len(out.splitlines()) == 134 and "134 victims" in err
 
     code, out, _ = run("export", "victims")
     assert out.count("\n") > 2000
