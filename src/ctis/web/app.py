@@ -141,7 +141,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     if secure_cookies is None:
         secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
-    from ctis.web import allegations, api, claims, pages, publication, screening
+    from ctis.web import allegations, api, claims, linkage, pages, publication, screening
 
     app = FastAPI(
         lifespan=_lifespan,
@@ -162,6 +162,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     app.include_router(allegations.router)
     app.include_router(publication.router)
     app.include_router(screening.router)
+    app.include_router(linkage.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(GuardMiddleware)

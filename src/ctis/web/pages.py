@@ -715,6 +715,7 @@ def record_detail(request: Request, db: DB, who: PageIdentity, kind: str, extern
     view = records.get_record(db, who.actor, kind, external_id)
     fields = [f.name for f in form_fields(kind)]
     extra = [k for k in ("age_at_rescue", "age_at_arrest") if k in view]
+    from ctis.web.linkage import record_panel as person_panel  # imports this module too
     from ctis.web.screening import record_panel  # screening's pages import this module
 
     return render(
@@ -728,6 +729,7 @@ def record_detail(request: Request, db: DB, who: PageIdentity, kind: str, extern
         can_write=can(who.actor, WRITE[kind]),
         references=SCHEMAS[kind].references,
         screening=record_panel(db, who.actor, kind, external_id),
+        person_records=person_panel(db, who.actor, kind, external_id),
     )
 
 
