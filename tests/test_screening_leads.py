@@ -260,6 +260,7 @@ def test_the_trend_counts_flagged_posts_per_period_through_the_registry(engine: 
         km = trend.trend(s, ANALYST, "month", date(2025, 1, 1), date(2025, 3, 31), language="km")
         weeks = trend.trend(s, ANALYST, "week", date(2025, 1, 27), date(2025, 2, 16))
         default = trend.trend(s, ANALYST)
+        cut = trend.trend(s, ANALYST, "month", date(2025, 1, 15), date(2025, 2, 28))
         with pytest.raises(Invalid):
             trend.trend(s, ANALYST, "day")
         with pytest.raises(Invalid):
@@ -282,8 +283,13 @@ def test_the_trend_counts_flagged_posts_per_period_through_the_registry(engine: 
         ("2025-02-03..2025-02-09", 0),
         ("2025-02-10..2025-02-16", 1),
     ]
-    assert default["end"] == date(2025, 4, 2) and default["periods"][-1]["count"] == 1
-    assert len(default["periods"]) == 12
+    assert default["end"] == date(2025, 4, 30) and default["periods"][-1]["count"] == 1
+    assert len(default["periods"]) == 12 and default["periods"][0]["label"] == "2024-05"
+    # a month cut by the range is labelled as the days it covers, so its drill-down link means the same
+    assert [(p["label"], p["count"]) for p in cut["periods"]] == [
+        ("2025-01-15..2025-01-31", 1),
+        ("2025-02", 2),
+    ]
     assert report.metrics["posts_flagged"] == 2
     assert report.by["language"]["posts_flagged"] == {"en": 1, "km": 1}
     assert report.by["post_status"]["posts_flagged"] == {"new": 2}
@@ -368,7 +374,7 @@ def test_pages_refer_form_leads_on_the_case_and_matches_masked(
     assert "/static/js/screening.js" in queue.text and "<script>" not in queue.text  # no inline script
     data = json.loads(queue.text.split('id="flagged-data">')[1].split("</script>")[0])
     assert data["labels"][-1] == "2025-02" and data["counts"][-1] == 3
-    assert "2025-02-03..2025-02-05" in ana.get("/screening?interval=week").text
+    assert "2025-02-03..2025-02-09" in ana.get("/screening?interval=week").text
     form = {"case": "CASE-POL", "note": "same phone", "csrf_token": ana.csrf}  # type: ignore[attr-defined]
     r = ana.post("/screening/posts/p1/refer", data=form)
     assert r.status_code == 303, r.text[:300]

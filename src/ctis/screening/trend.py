@@ -9,6 +9,7 @@ range into weeks (Monday to Sunday) or calendar months and reads the figures.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, timedelta
 from typing import Any
 
@@ -41,13 +42,24 @@ def weeks(start: date, end: date) -> list[Period]:
     return out
 
 
+def _whole(month: Period) -> Period:
+    """A month cut by the range is labelled as the range it covers, so its label (which pages use
+    to link to the posts behind the figure) means the same days as its count."""
+    if month.start.day == 1 and (month.end + timedelta(days=1)).day == 1:
+        return month
+    return Period(month.start, month.end, f"{month.start.isoformat()}..{month.end.isoformat()}", "range")
+
+
 def default_range(session: Session, interval: str) -> tuple[date, date]:
-    """The last year of months (or twelve weeks) up to the newest flagged post, or up to today."""
+    """Whole periods up to the one holding the newest flagged post (or today): the last twelve
+    months, or the last twelve weeks."""
     newest = session.scalar(select(func.max(ScreenedPost.posted_at)).where(ScreenedPost.flagged.is_(True)))
-    end = newest.date() if newest is not None else date.today()
+    day = newest.date() if newest is not None else date.today()
     if interval == "week":
-        return end - timedelta(days=end.weekday() + 7 * (DEFAULT_SPAN["week"] - 1)), end
-    first = date(end.year - (1 if end.month < DEFAULT_SPAN["month"] else 0), end.month % 12 + 1, 1)
+        end = day + timedelta(days=6 - day.weekday())
+        return end - timedelta(days=7 * DEFAULT_SPAN["week"] - 1), end
+    end = date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+    first = date(day.year - (1 if day.month < DEFAULT_SPAN["month"] else 0), day.month % 12 + 1, 1)
     return first, end
 
 
@@ -75,7 +87,11 @@ def trend(
         start, end = start or default_start, end or default_end
     if end < start:
         raise Invalid({"end": "the range ends before it starts"})
-    periods = weeks(start, end) if interval == "week" else months(Period(start, end, "", "range"))
+    periods = (
+        weeks(start, end)
+        if interval == "week"
+        else [_whole(m) for m in months(Period(start, end, "", "range"))]
+    )
     if len(periods) > MAX_PERIODS:
         raise Invalid({"start": f"at most {MAX_PERIODS} {interval}s in one trend, not {len(periods)}"})
     rows: list[dict[str, Any]] = []
