@@ -9,9 +9,11 @@ web tests assert on the shared demo database. Runs use the real engine.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,7 +68,9 @@ def build_world(engine: Engine) -> int:
             fields["age"] = row["age"]
         rescued = row["age_on"] if isinstance(row["age_on"], str) else "2024-03-01"
         fx.victim(rescued, external_id=f"VL-{i:04d}", agency="AG-L1" if i % 2 else "AG-L2", **fields)
-    fx.suspect(external_id="SL-1", name_latin="Sok Dara", date_of_birth="1980-02-03", arrest_date="2024-02-01")
+    fx.suspect(
+        external_id="SL-1", name_latin="Sok Dara", date_of_birth="1980-02-03", arrest_date="2024-02-01"
+    )
     fx.suspect(external_id="SL-2", name_khmer="សុខ ដារា", date_of_birth="1980-02-03", arrest_date="2024-02-02")
     fx.save(engine)
     return len(frame)
@@ -145,7 +149,9 @@ def test_link_now_reports_the_run_and_latest_shows_its_counts(world: World) -> N
     before = page.get("/linkage").text
     assert 'data-testid="never-linked"' in before
     r = page.post("/linkage/victims/run", data={"csrf_token": page.csrf})  # type: ignore[attr-defined]
-    assert r.status_code == 303 and r.headers["location"].startswith("/linkage?kind=victims&run="), r.text[:300]
+    assert r.status_code == 303 and r.headers["location"].startswith("/linkage?kind=victims&run="), r.text[
+        :300
+    ]
     shown = page.get(r.headers["location"]).text
     assert 'data-testid="run-result"' in shown and "linkage finished" in shown
     assert re.search(r"Took \d+\.\d seconds", shown)
@@ -240,7 +246,9 @@ def test_decisions_are_recorded_and_honoured_by_the_next_run(world: World) -> No
     c, d = external(world.engine, second)
     stored = persons(world.engine)
     assert stored[a] == stored[b] and stored[c] != stored[d]
-    pending = {i["pair"] for i in api.get("/api/v1/linkage/victims/review", params={"per_page": 100}).json()["items"]}
+    pending = {
+        i["pair"] for i in api.get("/api/v1/linkage/victims/review", params={"per_page": 100}).json()["items"]
+    }
     assert first not in pending and second not in pending
 
     # a record changed since: the decision is flagged, shown as such, and no longer applied
@@ -262,14 +270,17 @@ def test_the_review_page_compares_field_by_field_and_is_audited(world: World) ->
     html = page.get("/linkage/victims/review").text
     pairs = re.findall(r'data-pair="(\d+-\d+)"', html)
     assert pairs
-    for field in ("name_latin", "name_khmer", "date_of_birth", "age", "sex", "nationality", "province", "phone",
-                  "agency", "event_date"):  # fmt: skip
+    compared = ("name_latin", "name_khmer", "date_of_birth", "age", "sex", "nationality", "province",
+                "phone", "agency", "event_date")  # fmt: skip
+    for field in compared:
         assert f'data-field="{field}"' in html, field
     a, b = external(world.engine, pairs[0])
     assert f'href="/records/victims/{a}"' in html and f'href="/records/victims/{b}"' in html
     assert "Same person" in html and "Different people" in html and 'data-testid="masked"' not in html
     with Session(world.engine) as s:
-        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "list").order_by(AuditEntry.id)))
+        entries = list(
+            s.scalars(select(AuditEntry).where(AuditEntry.action == "list").order_by(AuditEntry.id))
+        )
     assert len(entries) == (audited or 0) + 1
     detail = json.loads(entries[-1].detail or "{}")
     assert detail["purpose"] == "linkage review" and detail["identified"] is True
@@ -289,7 +300,10 @@ def test_csrf_is_required(world: World) -> None:
     assert page.post("/api/v1/linkage/victims/runs").status_code == 403
     assert page.post(f"/api/v1/linkage/victims/review/{pair}", json={"same": True}).status_code == 403
     evil = {**csrf(page), "Origin": "https://evil.example"}
-    assert page.post(f"/api/v1/linkage/victims/review/{pair}", json={"same": True}, headers=evil).status_code == 403
+    assert (
+        page.post(f"/api/v1/linkage/victims/review/{pair}", json={"same": True}, headers=evil).status_code
+        == 403
+    )
     with Session(world.engine) as s:
         assert s.scalar(select(func.count()).select_from(LinkDecision)) == 0
         assert s.scalar(select(func.count()).select_from(LinkRun)) == 1
@@ -390,5 +404,67 @@ def test_person_view_masks_and_keeps_to_the_agency_scope(world: World) -> None:
         opened = service.read_fields(s, "victims", service.load_key_ring(), ids)[0]
     shown = [v for rec in opened.values() for v in (rec["name_latin"], rec["name_khmer"], rec["phone"]) if v]
     assert shown and not [v for v in shown if v in page.text]
-    other = [m for m in members if m not in own][0]
+    other = next(m for m in members if m not in own)
     assert world.api("viewer").get(f"/api/v1/persons/victims/{other}").status_code == 404
+
+
+# -- in a browser -------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_data_officer_confirms_a_pair_in_the_browser(world: World, backend: str) -> None:
+    """The queue under the CSP in both languages (screenshots in tests/artifacts/), then a confirmation."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CTIS_REQUIRE_BROWSER"):
+            pytest.fail(f"browser tests need {CHROMIUM} (apt-get install chromium)", pytrace=False)
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import ARGS
+
+    run(world)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.on("console", lambda m: m.type == "error" and errors.append(f"{page.url}: {m.text}"))
+        page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+        page.goto(world.server.url + "/login")
+        page.fill("input[name=username]", "officer")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/dashboard"))
+        page.get_by_role("link", name="Person linkage").click()
+        page.get_by_test_id("review-victims").click()
+        page.wait_for_url(re.compile(r"/linkage/victims/review"))
+        first = page.get_by_test_id("pair").first
+        expect(first).to_be_visible()
+        pair = first.get_attribute("data-pair")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.evaluate("document.fonts.ready.then(() => true)")
+        page.screenshot(path=str(ARTIFACTS / f"linkage_review_en_{backend}.png"), full_page=False)
+        page.get_by_test_id("lang-km").click()
+        expect(page.locator("h1")).to_contain_text("ជួរពិនិត្យ")
+        page.evaluate("document.fonts.ready.then(() => true)")
+        page.screenshot(path=str(ARTIFACTS / f"linkage_review_km_{backend}.png"), full_page=False)
+        page.get_by_test_id("pair").first.get_by_test_id("same").click()
+        page.wait_for_url(re.compile(r"done=same"))
+        expect(page.get_by_test_id("decided")).to_contain_text("មនុស្សតែម្នាក់")
+        expect(page.locator(f'[data-pair="{pair}"]')).to_have_count(0)
+        page.get_by_role("link", name="ការភ្ជាប់អត្តសញ្ញាណបុគ្គល").first.click()
+        expect(page.get_by_test_id("linkage-victims")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"linkage_overview_km_{backend}.png"), full_page=True)
+        context.close()
+        browser.close()
+    assert not errors, "the browser logged errors:\n" + "\n".join(errors)
+    a, b = external(world.engine, str(pair))
+    assert persons(world.engine)[a] == persons(world.engine)[b]
+    with Session(world.engine) as s:
+        decision = s.scalars(select(LinkDecision)).one()
+    assert decision.same and decision.decided_by == "officer"
