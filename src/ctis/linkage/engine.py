@@ -194,7 +194,9 @@ def _date_features(df: pd.DataFrame) -> pd.DataFrame:
     for dob_v, age, on in zip(df["date_of_birth"], df["age"], df["age_on"], strict=True):
         d = nz.parse_date(dob_v) if isinstance(dob_v, str) else None
         on_s = on if isinstance(on, str) else None
-        win = None if d else nz.birth_year_window(None if _missing(age) else age, on_s)
+        age_v = None if _missing(age) else age
+        win = None if d else nz.birth_year_window(age_v, on_s)
+        bwin = None if d else nz.birth_date_window(age_v, on_s)
         sw = nz.swap_day_month(d) if d else None
         lo, hi = (d.year, d.year) if d else (win if win else (None, None))
         rows.append({
@@ -202,6 +204,8 @@ def _date_features(df: pd.DataFrame) -> pd.DataFrame:
             "dob_swap": sw.isoformat() if sw else None,
             "byear_lo": lo,
             "byear_hi": hi,
+            "bdate_lo": bwin[0].isoformat() if bwin else None,
+            "bdate_hi": bwin[1].isoformat() if bwin else None,
             "date_usable": lo is not None,
         })
     out = pd.DataFrame(rows, index=df.index)
@@ -245,6 +249,9 @@ PEOPLE_BLOCKING = (
     # an age gives a two-year window: a date of birth's year is one end or the other
     "l.name_skel = r.name_skel AND l.byear_lo = r.byear_lo",
     "l.name_skel = r.name_skel AND l.byear_hi = r.byear_hi",
+    # two ages on different dates: windows that overlap by one year
+    "l.name_skel = r.name_skel AND l.byear_lo = r.byear_hi",
+    "l.name_skel = r.name_skel AND l.byear_hi = r.byear_lo",
     "l.name_skel = r.name_skel AND l.province = r.province",
     # records without any date meet every same-named record (sparse column: cheap join)
     "l.name_nodate = r.name_skel",
@@ -258,37 +265,72 @@ PEOPLE_BLOCKING = (
 )
 
 
-def _people_settings(dialect: str) -> dict[str, Any]:
-    def name_levels(part: str, m_else: float, close_jw: float, close_lev: int) -> list[dict[str, Any]]:
-        key, skel = f"{part}_key", f"{part}_skel"
-        return [
-                _level(f"{skel}_l IS NULL OR {skel}_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
-                _level(f"{part}_raw_l = {part}_raw_r OR {part}_km_l = {part}_km_r", "exact spelling",
-                       0.55, 0.01, tf_adjustment_column=key,
-                       disable_tf_exact_match_detection=True),
-                _level(_either(key, f"{key}_alt", lambda a, b: f"{a} = {b}"), "same phonetic key",
-                       0.25, 0.01, tf_adjustment_column=key,
-                       disable_tf_exact_match_detection=True),
-                _level(_either(skel, f"{skel}_alt", lambda a, b: f"{a} = {b}"), "same consonants",
-                       0.08, 0.02),
-                _level(_either(key, f"{key}_alt", lambda a, b: f"{jw(a, b, dialect)} >= {close_jw}")
-                       + f" OR levenshtein({key}_l, {key}_r) <= {close_lev}", "close spelling",
-                       0.1 - m_else, 0.05),
-                _level("ELSE", "different", m_else, 0.91),
-        ]
+# Which scripts a pair can be compared in: a record typed only in Latin and one
+# typed only in Khmer script can never agree on spelling, so their best evidence
+# is a shared phonetic key or consonant skeleton. Splitting the key and skeleton
+# levels by "the records share a script" or not gives each its own m and u:
+# otherwise the m of "same key" is diluted by the many same-script matches that
+# reach "exact spelling" instead, and a Khmer-only record never gathers enough
+# evidence to link to its romanisation.
+_CROSS_SCRIPT = "(fam_raw_l IS NULL OR fam_raw_r IS NULL) AND (fam_km_l IS NULL OR fam_km_r IS NULL)"
+GIVEN_CLOSE_JW = 0.88
+FAMILY_CLOSE_JW = 0.9
 
-    def name_comparison(part: str, m_else: float, close_jw: float, close_lev: int) -> dict[str, Any]:
-        levels = name_levels(part, m_else, close_jw, close_lev)
-        return {"output_column_name": part, "comparison_levels": levels}
 
-    # Given names that both exist and fall in no agreeing level clash: such a pair
-    # (twins: same family name and birth date) is not even scored, so it can
-    # neither link nor reach review. COALESCE because SQL's NULL = x is NULL.
-    giv = name_levels("giv", 0.02, 0.85, 2)
+def _name_levels(part: str, m_else: float, close_jw: float, dialect: str) -> list[dict[str, Any]]:
+    key, skel = f"{part}_key", f"{part}_skel"
+    same_key = _either(key, f"{key}_alt", lambda a, b: f"{a} = {b}")
+    same_skel = _either(skel, f"{skel}_alt", lambda a, b: f"{a} = {b}")
+    # a slip of one or two letters, not a different short name: "para"/"tata"
+    # (Bora/Thida) are two edits apart but nothing alike
+    close = _either(key, f"{key}_alt",
+                    lambda a, b: f"{jw(a, b, dialect)} >= {close_jw} AND levenshtein({a}, {b}) <= 2")
+    # one consonant apart on skeletons of three or more (a typo in a script
+    # romanisation, whose vowels differ anyway)
+    close_skel = _either(skel, f"{skel}_alt",
+                         lambda a, b: f"levenshtein({a}, {b}) <= 1 AND length({a}) >= 3 AND length({b}) >= 3")
+    close = f"{close} OR {close_skel}"
+    tf = {"tf_adjustment_column": key, "disable_tf_exact_match_detection": True}
+    levels = [
+        _level(f"{skel}_l IS NULL OR {skel}_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
+        _level(f"{part}_raw_l = {part}_raw_r OR {part}_km_l = {part}_km_r", "exact spelling",
+               0.5, 0.006, **tf),
+        _level(f"({_CROSS_SCRIPT}) AND {same_key}", "same phonetic key across scripts", 0.15, 0.003, **tf),
+        _level(same_key, "same phonetic key", 0.12, 0.004, **tf),
+        _level(f"({_CROSS_SCRIPT}) AND {same_skel}", "same consonants across scripts", 0.06, 0.002),
+        _level(same_skel, "same consonants", 0.04, 0.003),
+        _level(close, "close spelling", 0.08 - m_else, 0.02),
+    ]
+    if part == "giv":
+        # one given name is the other plus more parts (Visal / Visal Rathana): its
+        # own level so that EM learns whether that is a short form or another
+        # person (a sibling's compound name)
+        contains = (f"length({skel}_l) >= 2 AND length({skel}_r) >= 2 AND "
+                    f"(substr({skel}_r, 1, length({skel}_l)) = {skel}_l"
+                    f" OR substr({skel}_l, 1, length({skel}_r)) = {skel}_r)")
+        levels.append(_level(contains, "one name extends the other", 0.01, 0.01))
+    levels.append(_level("ELSE", "different", m_else, 0.95))
+    return levels
+
+
+def _not_clash(dialect: str) -> str:
+    """A blocking condition false for pairs whose given names both exist and
+    agree at no level (twins: same family name and birth date): such a pair is
+    not even scored, so it can neither link nor reach review. COALESCE because
+    SQL's NULL = x is NULL."""
+    giv = _name_levels("giv", 0.02, GIVEN_CLOSE_JW, dialect)
     agree = " OR ".join(f"COALESCE(({lv['sql_condition']}), FALSE)" for lv in giv[1:-1])
-    not_clash = f"NOT (l.giv_skel IS NOT NULL AND r.giv_skel IS NOT NULL AND NOT ({agree}))"
-    not_clash = re.sub(r"\b(\w+)_l\b", r"l.\1", not_clash)
-    not_clash = re.sub(r"\b(\w+)_r\b", r"r.\1", not_clash)
+    cond = f"NOT (l.giv_skel IS NOT NULL AND r.giv_skel IS NOT NULL AND NOT ({agree}))"
+    cond = re.sub(r"\b(\w+)_l\b", r"l.\1", cond)
+    return re.sub(r"\b(\w+)_r\b", r"r.\1", cond)
+
+
+def _people_settings(dialect: str) -> dict[str, Any]:
+    def name_comparison(part: str, m_else: float, close_jw: float) -> dict[str, Any]:
+        return {"output_column_name": part,
+                "comparison_levels": _name_levels(part, m_else, close_jw, dialect)}
+
+    not_clash = _not_clash(dialect)
 
     def exact(col: str, m: float, u: float) -> dict[str, Any]:
         return {
@@ -307,9 +349,14 @@ def _people_settings(dialect: str) -> dict[str, Any]:
             _level("dob_l = dob_r", "same date of birth", 0.7, 0.0001),
             _level("dob_l = dob_swap_r", "day and month swapped", 0.06, 0.00005),
             _level("levenshtein(dob_l, dob_r) <= 1", "one digit apart", 0.05, 0.002),
+            # an age on a date gives a one-year interval of birth dates (age records only)
+            _level("(dob_l >= bdate_lo_r AND dob_l <= bdate_hi_r)"
+                   " OR (dob_r >= bdate_lo_l AND dob_r <= bdate_hi_l)",
+                   "age fits date of birth", 0.12, 0.015),
+            _level("bdate_lo_l <= bdate_hi_r AND bdate_lo_r <= bdate_hi_l", "ages agree", 0.03, 0.01),
             _level("(dob_l IS NULL OR dob_r IS NULL)"
                    " AND byear_lo_l <= byear_hi_r AND byear_lo_r <= byear_hi_l",
-                   "age agrees with birth year", 0.15, 0.04),
+                   "age near birth year", 0.02, 0.03),
             _level("byear_lo_l = byear_lo_r", "same birth year", 0.02, 0.02),
             _level("ELSE", "different", 0.02, 0.94),
         ],
@@ -320,8 +367,8 @@ def _people_settings(dialect: str) -> dict[str, Any]:
         "probability_two_random_records_match": 0.0002,
         "blocking_rules_to_generate_predictions": [f"{rule} AND {not_clash}" for rule in PEOPLE_BLOCKING],
         "comparisons": [
-            name_comparison("fam", 0.02, 0.9, 0),
-            name_comparison("giv", 0.02, 0.85, 2),
+            name_comparison("fam", 0.02, FAMILY_CLOSE_JW),
+            name_comparison("giv", 0.02, GIVEN_CLOSE_JW),
             dob,
             exact("sex", 0.97, 0.55),
             exact("nationality", 0.97, 0.75),

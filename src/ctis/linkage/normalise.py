@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import phonenumbers
 from anyascii import anyascii
@@ -135,14 +135,16 @@ def romanise_khmer(text: str | None) -> str:
     """
     s = normalise_khmer(text)
     s = s.replace("\u17cb", "").replace("\u17c9", "").replace("\u17ca", "")
+    # NIKAHIT before NGO is the vowel of "-aing" (តាំង Taing), not an m
+    s = s.replace("\u17c6\u1784", "\u1784")
     return clean_latin(s)
 
 
 # Consonant digraphs first (longest first), then single letters: aspirated and
 # unaspirated stops, voiced and unvoiced ones, are spelt interchangeably.
 _DIGRAPHS = (
-    ("chh", "c"), ("ch", "c"), ("kh", "k"), ("gh", "k"), ("th", "t"), ("ph", "p"),
-    ("sh", "s"), ("nh", "n"), ("ng", "N"), ("ck", "k"), ("dh", "t"), ("bh", "p"),
+    ("chh", "c"), ("ch", "c"), ("kh", "k"), ("ng", "N"), ("gh", "k"), ("th", "t"), ("ph", "p"),
+    ("sh", "s"), ("nh", "n"), ("ck", "k"), ("dh", "t"), ("bh", "p"),
 )
 _LETTERS = str.maketrans({"j": "c", "g": "k", "q": "k", "c": "c", "b": "p", "d": "t",
                           "z": "s", "x": "s", "w": "v", "f": "p"})
@@ -161,9 +163,13 @@ def vowel_key(token: str) -> str:
     Consonants are mapped to classes (ch/j -> c, k/g -> k, p/b -> p, t/d -> t),
     every vowel run (``ea``, ``ia``, ``ou``, ``ey``...) becomes ``a``, a ``y``
     after a vowel is a vowel, an ``h`` that is not the first letter is silent
-    (``Darah`` = ``Dara``), and doubled letters collapse (``Vannak`` = ``Vanak``).
+    (``Darah`` = ``Dara``), a final ``r`` is silent as in Khmer (``Sokhar`` =
+    ``Sokha``), and doubled letters collapse (``Vannak`` = ``Vanak``).
     """
     t = _consonant_classes(token)
+    if len(t) > 2 and t[-1] == "r":
+        # a final r is silent in Khmer (ពេជ្រ "pechr" = Pich; Sokhar = Sokha)
+        t = t[:-1]
     out: list[str] = []
     last = len(t) - 1
     for i, ch in enumerate(t):
@@ -285,6 +291,26 @@ def birth_year_window(age: object, age_on: object) -> tuple[int, int] | None:
     if not 0 <= a <= 120:
         return None
     return on.year - a - 1, on.year - a
+
+
+def _years_before(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year - years)
+    except ValueError:  # 29 February in a year that has none
+        return d.replace(year=d.year - years, day=28)
+
+
+def birth_date_window(age: object, age_on: object) -> tuple[date, date] | None:
+    """The first and last possible date of birth of someone aged ``age`` full
+    years on ``age_on``: a one-year interval, where :func:`birth_year_window`
+    spans two calendar years. A date of birth inside it *is* that age on that
+    date, which is far stronger evidence than a matching year."""
+    on = parse_date(age_on)
+    window = birth_year_window(age, age_on)
+    if on is None or window is None:
+        return None
+    a = on.year - window[1]
+    return _years_before(on, a + 1) + timedelta(days=1), _years_before(on, a)
 
 
 def normalise_phone(raw: object, region: str = "KH") -> str | None:
