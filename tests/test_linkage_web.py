@@ -68,12 +68,13 @@ def build_world(engine: Engine) -> int:
             fields["age"] = row["age"]
         rescued = row["age_on"] if isinstance(row["age_on"], str) else "2024-03-01"
         fx.victim(rescued, external_id=f"VL-{i:04d}", agency="AG-L1" if i % 2 else "AG-L2", **fields)
+    fx.victim("2024-03-01", external_id="VL-NONAME", agency="AG-L1")  # nothing to link on
     fx.suspect(
         external_id="SL-1", name_latin="Sok Dara", date_of_birth="1980-02-03", arrest_date="2024-02-01"
     )
     fx.suspect(external_id="SL-2", name_khmer="សុខ ដារា", date_of_birth="1980-02-03", arrest_date="2024-02-02")
     fx.save(engine)
-    return len(frame)
+    return len(frame) + 1
 
 
 @pytest.fixture
@@ -171,6 +172,8 @@ def test_link_now_reports_the_run_and_latest_shows_its_counts(world: World) -> N
         key = {"review": "review_pairs"}.get(field, field)
         assert re.search(rf'data-field="{field}">{body[key]:,}<', shown), field
     assert f"Review queue ({body['review_pairs']:,})" in shown
+    assert body["unlinkable"] == ["VL-NONAME"] and 'href="/records/victims/VL-NONAME"' in shown
+    assert stored["VL-NONAME"] not in [p for e, p in stored.items() if e != "VL-NONAME"]
     # suspects are still unlinked, and say so
     assert world.api("officer").get("/api/v1/linkage/suspects/runs/latest").status_code == 404
 
@@ -362,8 +365,9 @@ def _linked_person(world: World) -> list[str]:
     for ext, pid in stored.items():
         groups.setdefault(pid, []).append(ext)
     for members in groups.values():
-        agencies = {int(m.split("-")[1]) % 2 for m in members}
-        if len(members) >= 2 and agencies == {0, 1}:
+        if len(members) < 2 or "VL-NONAME" in members:
+            continue
+        if {int(m.split("-")[1]) % 2 for m in members} == {0, 1}:
             return sorted(members)
     pytest.fail("no person with records from both agencies")
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ctis.linkage import service
 from ctis.linkage.service import KINDS, RunSummary
-from ctis.records import NotFound, scope_clause
+from ctis.records import Invalid, NotFound, scope_clause
 from ctis.security.permissions import READ, Actor, Permission, authorize, can
 from ctis.storage.models import MODELS, LinkDecision, LinkReviewPair, LinkRun
 
@@ -68,13 +68,19 @@ def pending_reviews(session: Session, kind: str) -> int:
 
 def overview(session: Session, actor: Actor, kind: str) -> KindOverview:
     """The state of linkage for ``kind``: what the linkage page shows (needs ``linkage:run``)."""
-    runs = service.link_runs(session, actor, kind, limit=1)  # authorises, checks the kind
-    latest = runs[0] if runs else None
-    in_force = latest
-    if latest is not None and latest.status != "succeeded":
-        stored = service.latest_run(session, kind, succeeded=True)
-        in_force = _summaries(session, kind, [stored])[0] if stored is not None else None
-    return KindOverview(kind, latest, in_force, pending_reviews(session, kind))
+    authorize(actor, Permission.LINKAGE_RUN)
+    if kind not in KINDS:
+        raise Invalid({"kind": f"linkage links victims or suspects, not {kind[:40]!r}"})
+    last = service.latest_run(session, kind, succeeded=False)
+    good = last if last is None or last.status == "succeeded" else service.latest_run(session, kind)
+    runs = [r for r in (last, good) if r is not None]
+    summaries = dict(zip([r.id for r in runs], _summaries(session, kind, runs), strict=True))
+    return KindOverview(
+        kind,
+        summaries[last.id] if last is not None else None,
+        summaries[good.id] if good is not None else None,
+        pending_reviews(session, kind),
+    )
 
 
 def run_summary(session: Session, actor: Actor, kind: str, run_id: int) -> RunSummary:
