@@ -371,7 +371,7 @@ def link_runs(session: Session, actor: Actor, kind: str, limit: int = 20) -> lis
     table: Any = _MODEL[kind].__table__
     wanted = {i for r in runs for i in json.loads(r.unlinkable or "[]")}
     external = (
-        dict(session.execute(select(table.c.id, table.c.external_id).where(table.c.id.in_(wanted))))
+        dict(session.execute(select(table.c.id, table.c.external_id).where(table.c.id.in_(wanted))).all())
         if wanted
         else {}
     )
