@@ -355,6 +355,9 @@ def test_the_engine_honours_a_confirmation_and_leaves_unusable_records_alone(eng
     run = _run(engine)
     assert run.status == "succeeded", run.error
     assert run.unlinkable == ["nobody"]
+    with Session(engine) as s:
+        [listed] = ls.link_runs(s, OFFICER, "victims")
+    assert (listed.id, listed.unlinkable, listed.persons) == (run.id, ["nobody"], run.persons)
     persons = _persons(engine)
     assert persons["nobody"] == ids["nobody"]
     assert persons["p1"] == persons["p2"] == ids["p1"]  # Latin and Khmer script, the same phone
