@@ -11,8 +11,8 @@ What is counted must not change with the second record once linkage has found
 it: the duplicate keeps the person's sex, nationality, province, exploitation,
 status, case and age on the event day (so every breakdown but the agency puts
 the person in the same cell), and its event date stays in the same half-year.
-A few harder duplicates, which linkage should send to review rather than link
-on its own, are made outside the first half of 2024 (whose published figures
+A few harder duplicates, which linkage should not link on its own (an age and
+a name do not single a person out), are made outside the first half of 2024 (whose published figures
 the demo reproduces); so are a few records with neither name nor date, which
 linkage must leave alone.
 
