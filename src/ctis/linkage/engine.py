@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +44,8 @@ INPUT_COLUMNS = ("record_id", "name_latin", "name_khmer", "date_of_birth", "age"
                  "sex", "nationality", "province", "phone")
 MODEL_FORMAT = "ctis-linkage/1"
 ENGINES = ("duckdb", "spark")
+DUCKDB_THREADS = 2
+DUCKDB_MEMORY = "4GB"
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,13 @@ def spark_session() -> Any:
 
 def _db_api(engine: str) -> Any:
     if engine == "duckdb":
+        import duckdb
         from splink import DuckDBAPI
 
-        return DuckDBAPI()
+        # the engine shares the machine with the web process: two threads and a
+        # memory cap keep a million-record run from taking it over
+        con = duckdb.connect(config={"threads": DUCKDB_THREADS, "memory_limit": DUCKDB_MEMORY})
+        return DuckDBAPI(connection=con)
     if engine == "spark":
         from splink import SparkAPI
 
@@ -158,59 +163,81 @@ class ModelSpec:
 # --------------------------------------------------------------------------- CTIS person records
 
 
+def _per_distinct(columns: Sequence[pd.Series], fn: Callable[..., dict[str, Any]],
+                  index: pd.Index) -> pd.DataFrame:
+    """``fn`` applied once per distinct combination of the columns' values and
+    spread back to every row. Names, dates and phones repeat massively across
+    records (a million records hold a few hundred thousand distinct names), and
+    the normalisation is plain Python, so this is most of preparation's speed."""
+    keys = pd.Series(list(zip(*(c.map(_plain).to_numpy() for c in columns), strict=True)), dtype=object)
+    codes, uniques = pd.factorize(keys)
+    names = list(fn(*[None] * len(columns)))
+    table = pd.DataFrame([fn(*u) for u in uniques], columns=names)
+    out = table.take(codes)
+    out.index = index
+    return out
+
+
+def _plain(v: object) -> object:
+    """A hashable, comparable stand-in: None for every kind of missing value."""
+    return None if _missing(v) else v
+
+
+def _name_row(lat: object, km: object) -> dict[str, Any]:
+    lat_s = lat if isinstance(lat, str) else ""
+    km_s = km if isinstance(km, str) else ""
+    # A "Latin" field typed in Khmer script is read as Khmer.
+    if nz.has_khmer(lat_s) and not km_s:
+        lat_s, km_s = "", lat_s
+    kl = nz.keys_of_latin(lat_s) if not nz.has_khmer(lat_s) else nz.keys_of_khmer(lat_s)
+    kk = nz.keys_of_khmer(km_s) if nz.has_khmer(km_s) else None
+    kmn = nz.normalise_khmer(km_s).split() if kk else []
+    prim, alt = (kl, kk) if kl.usable else (kk, None)
+    return {
+        "fam_raw": kl.family_raw or None,
+        "giv_raw": kl.given_raw or None,
+        "fam_km": kmn[0] if kmn else None,
+        "giv_km": "".join(kmn[1:]) or None,
+        "fam_key": prim.family_key or None if prim else None,
+        "giv_key": prim.given_key or None if prim else None,
+        "fam_skel": prim.family_skel or None if prim else None,
+        "giv_skel": prim.given_skel or None if prim else None,
+        "fam_key_alt": alt.family_key or None if alt else None,
+        "giv_key_alt": alt.given_key or None if alt else None,
+        "fam_skel_alt": alt.family_skel or None if alt else None,
+        "giv_skel_alt": alt.given_skel or None if alt else None,
+        "name_skel": prim.full_skel or None if prim else None,
+        "name_usable": bool(prim and prim.usable),
+    }
+
+
 def _name_features(df: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for lat, km in zip(df["name_latin"], df["name_khmer"], strict=True):
-        lat_s = lat if isinstance(lat, str) else ""
-        km_s = km if isinstance(km, str) else ""
-        # A "Latin" field typed in Khmer script is read as Khmer.
-        if nz.has_khmer(lat_s) and not km_s:
-            lat_s, km_s = "", lat_s
-        kl = nz.keys_of_latin(lat_s) if not nz.has_khmer(lat_s) else nz.keys_of_khmer(lat_s)
-        kk = nz.keys_of_khmer(km_s) if nz.has_khmer(km_s) else None
-        kmn = nz.normalise_khmer(km_s).split() if kk else []
-        prim, alt = (kl, kk) if kl.usable else (kk, None)
-        rows.append({
-            "fam_raw": kl.family_raw or None,
-            "giv_raw": kl.given_raw or None,
-            "fam_km": kmn[0] if kmn else None,
-            "giv_km": "".join(kmn[1:]) or None,
-            "fam_key": prim.family_key or None if prim else None,
-            "giv_key": prim.given_key or None if prim else None,
-            "fam_skel": prim.family_skel or None if prim else None,
-            "giv_skel": prim.given_skel or None if prim else None,
-            "fam_key_alt": alt.family_key or None if alt else None,
-            "giv_key_alt": alt.given_key or None if alt else None,
-            "fam_skel_alt": alt.family_skel or None if alt else None,
-            "giv_skel_alt": alt.given_skel or None if alt else None,
-            "name_skel": prim.full_skel or None if prim else None,
-            "name_usable": bool(prim and prim.usable),
-        })
-    return pd.DataFrame(rows, index=df.index)
+    return _per_distinct([df["name_latin"], df["name_khmer"]], _name_row, df.index)
+
+
+def _date_row(dob_v: object, age: object, on: object) -> dict[str, Any]:
+    d = nz.parse_date(dob_v) if isinstance(dob_v, str) else None
+    on_s = on if isinstance(on, str) else None
+    win = None if d else nz.birth_year_window(age, on_s)
+    bwin = None if d else nz.birth_date_window(age, on_s)
+    sw = nz.swap_day_month(d) if d else None
+    lo, hi = (d.year, d.year) if d else (win if win else (None, None))
+    return {
+        "dob": d.isoformat() if d else None,
+        "dob_swap": sw.isoformat() if sw else None,
+        "byear_lo": lo,
+        "byear_hi": hi,
+        "bdate_lo": bwin[0].isoformat() if bwin else None,
+        "bdate_hi": bwin[1].isoformat() if bwin else None,
+        "date_usable": lo is not None,
+    }
 
 
 def _date_features(df: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for dob_v, age, on in zip(df["date_of_birth"], df["age"], df["age_on"], strict=True):
-        d = nz.parse_date(dob_v) if isinstance(dob_v, str) else None
-        on_s = on if isinstance(on, str) else None
-        age_v = None if _missing(age) else age
-        win = None if d else nz.birth_year_window(age_v, on_s)
-        bwin = None if d else nz.birth_date_window(age_v, on_s)
-        sw = nz.swap_day_month(d) if d else None
-        lo, hi = (d.year, d.year) if d else (win if win else (None, None))
-        rows.append({
-            "dob": d.isoformat() if d else None,
-            "dob_swap": sw.isoformat() if sw else None,
-            "byear_lo": lo,
-            "byear_hi": hi,
-            "bdate_lo": bwin[0].isoformat() if bwin else None,
-            "bdate_hi": bwin[1].isoformat() if bwin else None,
-            "date_usable": lo is not None,
-        })
-    out = pd.DataFrame(rows, index=df.index)
+    out = _per_distinct([df["date_of_birth"], df["age"], df["age_on"]], _date_row, df.index)
     for c in ("byear_lo", "byear_hi"):
         out[c] = out[c].astype("Int64")
+    out["date_usable"] = out["date_usable"].astype(bool)
     return out
 
 
@@ -238,11 +265,21 @@ def prepare_people(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([_name_features(base), _date_features(base)], axis=1)
     out.insert(0, "unique_id", ids.to_numpy())
     out["name_nodate"] = out["name_skel"].where(~out["date_usable"], None)
-    out["sex"] = [(_code(v) or "").lower() or None for v in base["sex"]]
-    out["nationality"] = [_code(v) for v in base["nationality"]]
-    out["province"] = [_code(v) for v in base["province"]]
-    out["phone"] = [None if _missing(v) else nz.normalise_phone(v) for v in base["phone"]]
+    fields = pd.DataFrame({
+        "sex": base["sex"], "nationality": base["nationality"], "province": base["province"],
+        "phone": base["phone"],
+    })
+    for col, fn in (("sex", _sex), ("nationality", _code), ("province", _code), ("phone", _phone)):
+        out[col] = _per_distinct([fields[col]], lambda v, f=fn: {"v": f(v)}, out.index)["v"].to_numpy()
     return out
+
+
+def _sex(v: object) -> str | None:
+    return (_code(v) or "").lower() or None
+
+
+def _phone(v: object) -> str | None:
+    return None if _missing(v) else nz.normalise_phone(v)
 
 
 PEOPLE_BLOCKING = (
@@ -274,6 +311,8 @@ PEOPLE_BLOCKING = (
 # evidence to link to its romanisation.
 _CROSS_SCRIPT = "(fam_raw_l IS NULL OR fam_raw_r IS NULL) AND (fam_km_l IS NULL OR fam_km_r IS NULL)"
 GIVEN_CLOSE_JW = 0.88
+CLASH_LABEL = "different given names (never the same person)"
+CLASH_M = 1e-12  # about -40 bits: outweighs every agreement a pair can have
 FAMILY_CLOSE_JW = 0.9
 
 
@@ -309,28 +348,21 @@ def _name_levels(part: str, m_else: float, close_jw: float, dialect: str) -> lis
                     f"(substr({skel}_r, 1, length({skel}_l)) = {skel}_l"
                     f" OR substr({skel}_l, 1, length({skel}_r)) = {skel}_r)")
         levels.append(_level(contains, "one name extends the other", 0.01, 0.01))
-    levels.append(_level("ELSE", "different", m_else, 0.95))
+    if part == "giv":
+        # given names that both exist and agree at no level above clash: twins
+        # share family name, birth date, province and often a phone, so such a
+        # pair must never link nor reach review, whatever else agrees. Its m is
+        # fixed near zero by rule (LinkModel.settings), not learnt.
+        levels.append(_level("ELSE", CLASH_LABEL, CLASH_M, 0.95))
+    else:
+        levels.append(_level("ELSE", "different", m_else, 0.95))
     return levels
-
-
-def _not_clash(dialect: str) -> str:
-    """A blocking condition false for pairs whose given names both exist and
-    agree at no level (twins: same family name and birth date): such a pair is
-    not even scored, so it can neither link nor reach review. COALESCE because
-    SQL's NULL = x is NULL."""
-    giv = _name_levels("giv", 0.02, GIVEN_CLOSE_JW, dialect)
-    agree = " OR ".join(f"COALESCE(({lv['sql_condition']}), FALSE)" for lv in giv[1:-1])
-    cond = f"NOT (l.giv_skel IS NOT NULL AND r.giv_skel IS NOT NULL AND NOT ({agree}))"
-    cond = re.sub(r"\b(\w+)_l\b", r"l.\1", cond)
-    return re.sub(r"\b(\w+)_r\b", r"r.\1", cond)
 
 
 def _people_settings(dialect: str) -> dict[str, Any]:
     def name_comparison(part: str, m_else: float, close_jw: float) -> dict[str, Any]:
         return {"output_column_name": part,
                 "comparison_levels": _name_levels(part, m_else, close_jw, dialect)}
-
-    not_clash = _not_clash(dialect)
 
     def exact(col: str, m: float, u: float) -> dict[str, Any]:
         return {
@@ -365,7 +397,7 @@ def _people_settings(dialect: str) -> dict[str, Any]:
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": 0.0002,
-        "blocking_rules_to_generate_predictions": [f"{rule} AND {not_clash}" for rule in PEOPLE_BLOCKING],
+        "blocking_rules_to_generate_predictions": list(PEOPLE_BLOCKING),
         "comparisons": [
             name_comparison("fam", 0.02, FAMILY_CLOSE_JW),
             name_comparison("giv", 0.02, GIVEN_CLOSE_JW),
@@ -410,8 +442,15 @@ def _parameters(settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+TRAIN_MAX_RECORDS = 100_000
 M_FLOOR = 0.002  # no agreement level is impossible among true matches (phones change, fields are miskeyed)
 U_FLOOR = 1e-6
+
+
+def _sig(x: float, digits: int = 10) -> float:
+    """``x`` to ``digits`` significant figures: DuckDB sums in parallel, so EM's
+    last bits vary between runs; rounding makes the same data give the same JSON."""
+    return float(f"{x:.{digits}g}")
 
 
 def _clean_prob(v: object, fallback: float, floor: float = 1e-9) -> float:
@@ -476,6 +515,8 @@ class LinkModel:
             for lv, p in zip(levels, params, strict=True):
                 lv["m_probability"] = _clean_prob(p["m"], lv["m_probability"])
                 lv["u_probability"] = _clean_prob(p["u"], lv["u_probability"])
+                if lv.get("label_for_charts") == CLASH_LABEL:
+                    lv["m_probability"] = CLASH_M
         return s
 
     @classmethod
@@ -492,6 +533,12 @@ class LinkModel:
             raise ValueError(f"unknown model kind {kind!r}")
         spec = SPECS[kind]
         frames = df if isinstance(df, list) else [df]
+        # m, u and the prior are rates, which a uniform sample of records keeps
+        # (the share of matching pairs among all pairs does not depend on how
+        # many records are drawn); EM's cost grows with the square of the
+        # records sharing a date, so a large register trains on a seeded sample
+        frames = [f.sample(n=TRAIN_MAX_RECORDS, random_state=seed) if len(f) > TRAIN_MAX_RECORDS else f
+                  for f in frames]
         feats = [spec.prepare(f) for f in frames]
         if kind == "people":
             feats = [f[f["name_usable"] | f["date_usable"]] for f in feats]
@@ -525,9 +572,10 @@ class LinkModel:
         prior_params = model.parameters
         for name, levels in params.items():
             for lv, pr in zip(levels, prior_params[name], strict=True):
-                lv["m"] = _clean_prob(lv["m"], pr["m"], M_FLOOR)
-                lv["u"] = _clean_prob(lv["u"], pr["u"], U_FLOOR)
-        p = _clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match)
+                m = _sig(_clean_prob(lv["m"], pr["m"], M_FLOOR))
+                lv["m"] = CLASH_M if lv["label"] == CLASH_LABEL else m
+                lv["u"] = _sig(_clean_prob(lv["u"], pr["u"], U_FLOOR))
+        p = _sig(_clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match))
         return cls(kind, params, p, trained=True, notes=notes)
 
     def to_json(self) -> str:

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import phonenumbers
 from anyascii import anyascii
@@ -45,6 +46,15 @@ _SEQUENCE_FIXES = (
     ("\u17c1\u17b8", "\u17be"),  # E + II typed for OE
     ("\u17c1\u17b6", "\u17c4"),  # E + AA typed for OO
 )
+
+
+# Names repeat massively across records (a million records, a few thousand
+# distinct tokens), and every function below is pure: caching them per string
+# makes preparing a large register a matter of seconds.
+_CACHE = 1 << 18
+
+
+_KHMER_BASE = re.compile("[\u1780-\u17b3]")
 
 
 def _is_base(ch: str) -> bool:
@@ -69,6 +79,7 @@ def _sign_rank(token: str) -> int:
     return 4  # NIKAHIT, REAHMUK, YUUKALEAPINTU, BANTOC and the rest
 
 
+@lru_cache(maxsize=_CACHE)
 def normalise_khmer(text: str | None) -> str:
     """Canonical Khmer string: NFC, invisible characters removed, subscript
     look-alikes unified, marks inside each syllable in one order, doubled
@@ -76,6 +87,14 @@ def normalise_khmer(text: str | None) -> str:
     if not text:
         return ""
     s = unicodedata.normalize("NFC", str(text)).translate(_ZW_TABLE)
+    # marks attach to the base before them, never across a space: each word on
+    # its own, cached (noise such as a zero-width space is gone by now, so the
+    # words of a million records are a few thousand)
+    return " ".join(_normalise_khmer_word(w) for w in s.split())
+
+
+@lru_cache(maxsize=_CACHE)
+def _normalise_khmer_word(s: str) -> str:
     for old, new in _SEQUENCE_FIXES:
         s = s.replace(old, new)
     out: list[str] = []
@@ -110,6 +129,7 @@ def normalise_khmer(text: str | None) -> str:
     return " ".join("".join(out).split())
 
 
+@lru_cache(maxsize=_CACHE)
 def clean_latin(text: str | None) -> str:
     """Lower-case ASCII letters and single spaces: diacritics folded, punctuation
     and digits dropped, Khmer or other scripts transliterated by anyascii."""
@@ -123,9 +143,10 @@ def clean_latin(text: str | None) -> str:
 
 def has_khmer(text: str | None) -> bool:
     """True when the text holds at least one Khmer letter."""
-    return bool(text) and any(_is_base(c) for c in str(text))
+    return bool(text) and _KHMER_BASE.search(str(text)) is not None
 
 
+@lru_cache(maxsize=_CACHE)
 def romanise_khmer(text: str | None) -> str:
     """Romanise Khmer script so that it can be compared with Latin spellings.
 
@@ -133,7 +154,11 @@ def romanise_khmer(text: str | None) -> str:
     as an extra vowel but that only shorten the vowel or shift the register
     (BANTOC, TRIISAP, MUUSIKATOAN), so ``ចាន់`` reads ``chan``, not ``chana``.
     """
-    s = normalise_khmer(text)
+    return " ".join(" ".join(_romanise_word(w) for w in normalise_khmer(text).split()).split())
+
+
+@lru_cache(maxsize=_CACHE)
+def _romanise_word(s: str) -> str:
     s = s.replace("\u17cb", "").replace("\u17c9", "").replace("\u17ca", "")
     # NIKAHIT before NGO is the vowel of "-aing" (តាំង Taing), not an m
     s = s.replace("\u17c6\u1784", "\u1784")
@@ -157,6 +182,7 @@ def _consonant_classes(token: str) -> str:
     return token.translate(_LETTERS)
 
 
+@lru_cache(maxsize=_CACHE)
 def vowel_key(token: str) -> str:
     """Phonetic key of one romanised token keeping where vowels are.
 
@@ -185,6 +211,7 @@ def vowel_key(token: str) -> str:
     return "".join(out).replace("N", "n")
 
 
+@lru_cache(maxsize=_CACHE)
 def skeleton(token: str) -> str:
     """The consonants of :func:`vowel_key` only (a leading vowel kept as ``a``).
 
@@ -232,16 +259,19 @@ class NameKeys:
         return f"{self.family_skel} {self.given_skel}".strip()
 
 
+@lru_cache(maxsize=_CACHE)
 def name_keys(romanised: str) -> NameKeys:
     """Keys of a romanised name (see :func:`vowel_key` and :func:`skeleton`)."""
     fam, giv = name_parts(romanised)
     return NameKeys(fam, giv, vowel_key(fam), vowel_key(giv), skeleton(fam), skeleton(giv))
 
 
+@lru_cache(maxsize=_CACHE)
 def keys_of_latin(text: str | None) -> NameKeys:
     return name_keys(clean_latin(text))
 
 
+@lru_cache(maxsize=_CACHE)
 def keys_of_khmer(text: str | None) -> NameKeys:
     return name_keys(romanise_khmer(text))
 
@@ -313,6 +343,10 @@ def birth_date_window(age: object, age_on: object) -> tuple[date, date] | None:
     return _years_before(on, a + 1) + timedelta(days=1), _years_before(on, a)
 
 
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()]+")
+_KH_PHONE = re.compile(r"(?:\+855|0)([1-9]\d{7,8})")
+
+
 def normalise_phone(raw: object, region: str = "KH") -> str | None:
     """E.164 form of a phone number (default region Cambodia), None if invalid."""
     if raw is None:
@@ -320,6 +354,11 @@ def normalise_phone(raw: object, region: str = "KH") -> str | None:
     text = str(raw).strip()
     if not text or text.lower() == "nan":
         return None
+    # the common Cambodian forms (0xx..., +855 xx...) directly: the same result
+    # as phonenumbers (checked in the tests), at a fraction of its cost
+    fast = _KH_PHONE.fullmatch(_PHONE_SEPARATORS.sub("", text)) if region == "KH" else None
+    if fast:
+        return "+855" + fast.group(1)
     try:
         num = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
