@@ -48,10 +48,10 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 
 from ctis.screening import corpus
-from ctis.screening.command import Light
+from ctis.screening.command import Light, link_light, to_light
 from ctis.screening.model import TextModel, train
-from ctis.screening.networks import NetworkIndex, from_bytes, mask, signature, to_bytes
-from ctis.screening.score import Screened, screen_many
+from ctis.screening.networks import NetworkIndex, mask, signature
+from ctis.screening.score import Screened, screen_many, warm_up
 
 _worker_model: TextModel | None = None
 MILLION = 1_000_000
@@ -64,15 +64,12 @@ def _init_worker(model: TextModel) -> None:
     _worker_model = model
 
 
-def _light(screened: list[Screened]) -> list[Light]:
-    return [(s.post.id, s.summary(), to_bytes(s.signature), s.entities.contacts()) for s in screened]
+def _screen_chunk(posts: list[corpus.Post]) -> Light:
+    """What a ``ctis screen --no-store`` worker does with a batch."""
+    return to_light(screen_many(posts, _worker_model, explain=False, minhash=False))
 
 
-def _screen_chunk(posts: list[corpus.Post]) -> list[Light]:
-    return _light(screen_many(posts, _worker_model))
-
-
-def _screen_generated(seed: int, n: int) -> list[Light]:
+def _screen_generated(seed: int, n: int) -> Light:
     """Generate ``n`` posts with ``seed`` in the worker (ids made unique by the seed) and screen them."""
     posts = []
     for item in corpus.generate(n, seed):
@@ -81,9 +78,8 @@ def _screen_generated(seed: int, n: int) -> list[Light]:
     return _screen_chunk(posts)
 
 
-def _link(index: NetworkIndex, results: list[Light]) -> None:
-    for post_id, _summary, sig, contacts in results:
-        index.add(post_id, from_bytes(sig), contacts)
+def _link(index: NetworkIndex, results: Light) -> None:
+    link_light(index, results)
 
 
 def end_to_end(posts: list[corpus.Post], model: TextModel, workers: int) -> tuple[float, NetworkIndex]:
@@ -94,7 +90,7 @@ def end_to_end(posts: list[corpus.Post], model: TextModel, workers: int) -> tupl
     if workers <= 1:
         t = time.perf_counter()
         for chunk in chunks:
-            _link(index, _light(screen_many(chunk, model)))
+            _link(index, to_light(screen_many(chunk, model, explain=False, minhash=False)))
         return len(posts) / (time.perf_counter() - t), index
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model,)) as pool:
         list(pool.map(_screen_chunk, [posts[:20]] * workers))  # start and warm the workers
@@ -118,7 +114,7 @@ def million(model: TextModel, workers: int, seed: int, total: int = MILLION) -> 
                 _link(index, pending.pop(0).result())
         for future in pending:
             _link(index, future.result())
-    return time.perf_counter() - t, len(index.parent), len(index.networks())
+    return time.perf_counter() - t, len(index), len(index.networks())
 
 
 def verdict(ok: bool) -> str:
@@ -211,7 +207,7 @@ def main() -> None:
     print(f"model: {len(model.features):,} character n-grams, trained in {time.perf_counter() - t:.1f} s")
 
     posts = [i.post for i in items]
-    screen_many(posts[:50], model)  # warm up (language model, rules, gazetteer)
+    warm_up(model)  # language model, rules, gazetteer, n-gram tables: built once, inherited by workers
     t = time.perf_counter()
     screened = screen_many(posts, model)
     one = len(posts) / (time.perf_counter() - t)

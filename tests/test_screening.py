@@ -740,3 +740,162 @@ def test_two_workers_give_the_one_process_output(tmp_path: Path, generated: list
     assert two.results == one.results
     assert len({r["network"] for r in one.results if r["network"]}) > 5
     assert command.default_workers() >= 1
+
+
+# -- the network index's LSH is datasketch's, held in plain structures (issue 5, item 8, second round) ----
+
+
+class _DatasketchIndex:
+    """The index as it was written first: datasketch's MinHashLSH, a union-find over post ids, one
+    candidate at a time.  The reference that :class:`NetworkIndex` must agree with, join for join."""
+
+    def __init__(self) -> None:
+        from datasketch import MinHashLSH
+
+        from ctis.screening import networks as nw
+
+        self.nw = nw
+        self.lsh = MinHashLSH(threshold=nw.LSH_THRESHOLD, num_perm=nw.NUM_PERM)
+        self.sigs: dict[str, object] = {}
+        self.parent: dict[str, str] = {}
+        self.size: dict[str, int] = {}
+        self.label: dict[str, str] = {}
+        self.owner: dict[str, str] = {}
+        self.merged: dict[str, str] = {}
+        self.joins: list[tuple[str, str, str, str]] = []
+        self.first_of: dict[str, str] = {}
+        self.members_of: dict[str, list[str]] = {}
+        self.seq: dict[str, int] = {}
+
+    def find(self, post: str) -> str:
+        while self.parent[post] != post:
+            post = self.parent[post]
+        return post
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb] or (self.size[ra] == self.size[rb] and ra > rb):
+            ra, rb = rb, ra
+        la, lb = self.label.pop(ra, None), self.label.pop(rb, None)
+        self.parent[rb] = ra
+        self.size[ra] += self.size.pop(rb)
+        self.members_of[ra].extend(self.members_of.pop(rb))
+        if la and lb and la != lb:
+            self.merged[lb] = la
+        self.label[ra] = la or lb or self.nw.network_id(ra)
+
+    def register(self, post: str, sig: object) -> None:
+        if post not in self.parent:
+            self.parent[post], self.size[post], self.members_of[post] = post, 1, [post]
+            self.seq[post] = len(self.seq)
+        elif post in self.sigs:
+            self.lsh.remove(post)
+        self.sigs[post] = sig
+        self.lsh.insert(post, sig)
+
+    def restore(self, post: str, sig: object, contacts: list[str], network: str | None) -> None:
+        self.register(post, sig)
+        for contact in contacts:
+            self.owner.setdefault(contact, post)
+        if network is not None:
+            first = self.first_of.setdefault(network, post)
+            if first != post:
+                self.union(first, post)
+            self.label[self.find(post)] = network
+
+    def link(self, post: str, other: str, how: str, evidence: str, sig: object) -> None:
+        if post not in self.parent:
+            self.register(post, sig)
+        if self.find(post) != self.find(other):
+            self.joins.append((post, other, how, evidence))
+            self.union(post, other)
+
+    def add(self, post: str, sig: object, contacts: list[str]) -> str | None:
+        from collections import Counter
+
+        if not (post in self.sigs and self.sigs[post].hashvalues.tolist() == sig.hashvalues.tolist()):  # type: ignore[attr-defined]
+            rejected: Counter[str] = Counter()
+            for other in sorted(self.lsh.query(sig), key=self.seq.__getitem__):
+                if other == post:
+                    continue
+                root = self.find(other)
+                if (post in self.parent and root == self.find(post)) or rejected[root] >= self.nw.MAX_MISSES:
+                    continue
+                similarity = sig.jaccard(self.sigs[other])  # type: ignore[attr-defined]
+                if similarity >= self.nw.JOIN_JACCARD:
+                    self.link(post, other, "text", f"{similarity:.2f}", sig)
+                else:
+                    rejected[root] += 1
+            self.register(post, sig)
+        for contact in contacts:
+            owner = self.owner.setdefault(contact, post)
+            if owner != post:
+                self.link(post, owner, "contact", contact, sig)
+        return self.network_of(post)
+
+    def network_of(self, post: str) -> str | None:
+        root = self.find(post)
+        return self.label.setdefault(root, self.nw.network_id(root)) if self.size[root] >= 2 else None
+
+    def networks(self) -> dict[str, list[str]]:
+        return {self.label.setdefault(r, self.nw.network_id(r)): list(m)
+                for r, m in self.members_of.items() if len(m) >= 2}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def indexed(model: TextModel) -> list[tuple[str, object, list[str]]]:
+    """Signatures and contact points of 1,500 generated posts (30 networks and their employers), then
+    200 of them again: half with the same text, half changed (a new text, a new signature)."""
+    from ctis.screening import corpus
+    from ctis.screening.score import screen_many
+
+    posts = [item.post for item in corpus.generate(1500, 777, networks=30)]
+    again = posts[::7][:200]
+    changed = [
+        Post(p.id, p.text + " Hotline 24/7, apply today.") if k % 2 else p for k, p in enumerate(again)
+    ]
+    screened = screen_many(posts + changed, model, explain=False)
+    return [(s.post.id, s.signature, s.entities.contacts()) for s in screened]
+
+
+@pytest.mark.parametrize("many", [64, 0])
+def test_network_index_makes_datasketchs_joins(
+    indexed: list[tuple[str, object, list[str]]], many: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same candidates, same order, same joins, networks, ids and merges as the datasketch index;
+    ``many=0`` takes the path for posts with many candidates (first three of each network) for all."""
+    from ctis.screening import networks as nw
+
+    monkeypatch.setattr(nw, "MANY_CANDIDATES", many)
+    ours, theirs = NetworkIndex(), _DatasketchIndex()
+    got = [ours.add(post, sig, contacts) for post, sig, contacts in indexed]  # type: ignore[arg-type]
+    want = [theirs.add(post, sig, contacts) for post, sig, contacts in indexed]
+    assert got == want
+    assert [(j.post, j.other, j.how, j.evidence) for j in ours.joins] == theirs.joins
+    assert ours.networks() == theirs.networks() and ours.merged == theirs.merged
+    assert len(ours.networks()) > 20 and {j.how for j in ours.joins} == {"text", "contact"}
+    assert sum(1 for j in ours.joins if j.evidence != "1.00") > 50  # near, not only exact, copies
+    # restored from what was stored, then grown: still the same as datasketch's index
+    stored = {post: ours.network_of(post) for post, _sig, _contacts in indexed[:900]}
+    ours, theirs = NetworkIndex(), _DatasketchIndex()
+    for post, sig, contacts in indexed[:900]:
+        ours.restore(post, sig, contacts, stored[post])  # type: ignore[arg-type]
+        theirs.restore(post, sig, contacts, stored[post])
+    got = [ours.add(post, sig, contacts) for post, sig, contacts in indexed[900:]]  # type: ignore[arg-type]
+    want = [theirs.add(post, sig, contacts) for post, sig, contacts in indexed[900:]]
+    assert got == want and ours.networks() == theirs.networks() and ours.merged == theirs.merged
+
+
+def test_network_index_takes_signature_values_as_well_as_minhashes(
+    indexed: list[tuple[str, object, list[str]]],
+) -> None:
+    from ctis.screening.networks import to_bytes, values_from_bytes
+
+    by_minhash, by_values = NetworkIndex(), NetworkIndex()
+    for post, sig, contacts in indexed[:600]:
+        by_minhash.add(post, sig, contacts)  # type: ignore[arg-type]
+        by_values.add(post, values_from_bytes(to_bytes(sig)), contacts)  # type: ignore[arg-type]
+    assert by_minhash.networks() == by_values.networks()
+    assert len(by_values) == 600 and "nope" not in by_values and by_values.members("nope") == []

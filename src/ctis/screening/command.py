@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
@@ -31,10 +32,9 @@ from sqlalchemy.orm import Session
 
 from ctis.io.files import write_csv, write_xlsx
 from ctis.screening import service
-from ctis.screening.model import default_model
-from ctis.screening.networks import NetworkIndex, from_bytes, to_bytes
+from ctis.screening.networks import NUM_PERM, NetworkIndex, values_of
 from ctis.screening.posts import BadLine, Post, PostError, read_file
-from ctis.screening.score import Screened, screen_many
+from ctis.screening.score import Screened, screen_many, warm_up
 from ctis.security.permissions import Actor
 
 BATCH = 1000
@@ -78,15 +78,31 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_WORKERS))
 
 
-#: What a worker sends back when nothing is stored: the post's id, its JSON line, its signature
-#: (512 bytes) and its contact points.  Unpickling whole :class:`Screened` objects cost the main
-#: process 0.14 ms a post, as much as linking it; this costs a tenth of that.
-Light = tuple[str, dict[str, Any], bytes, list[str]]
+#: What a worker sends back for a batch when nothing is stored: each post's JSON line, the batch's
+#: signatures as the bytes of one uint32 array (512 bytes a post) and each post's contact points.
+#: Unpickling whole :class:`Screened` objects cost the main process 0.14 ms a post, as much as
+#: linking it; a :class:`MinHash` object a post still cost a fifth of the linking.
+Light = tuple[list[dict[str, Any]], bytes, list[list[str]]]
+
+
+def to_light(screened: list[Screened]) -> Light:
+    """What :func:`link_light` needs of a screened batch (from ``screen_many(..., minhash=False)``)."""
+    values = np.array([values_of(s.signature) for s in screened], dtype="<u4").reshape(-1, NUM_PERM)
+    return [s.summary() for s in screened], values.tobytes(), [s.entities.contacts() for s in screened]
+
+
+def link_light(index: NetworkIndex, batch: Light) -> list[dict[str, Any]]:
+    """Add a batch of :data:`Light` results to the network index, in order; their JSON lines."""
+    summaries, signatures, contacts = batch
+    values = np.frombuffer(signatures, dtype="<u4").reshape(len(summaries), NUM_PERM)
+    for summary, row, points in zip(summaries, values, contacts, strict=True):
+        index.add(summary["id"], row, points)
+    return summaries
 
 
 def _screened_batches(
     path: Path, outcome: Outcome, workers: int, light: bool = False
-) -> Iterator[tuple[list[Post], list[Screened] | list[Light] | None]]:
+) -> Iterator[tuple[list[Post], list[Screened] | Light | None]]:
     """Batches of posts, screened by ``workers`` processes ahead of the caller (None: screen in-process).
 
     At most two batches per worker are in flight, so a file of a million posts
@@ -96,7 +112,7 @@ def _screened_batches(
         for batch in _batches(path, outcome):
             yield batch, None
         return
-    default_model()  # trained and cached once here, so the workers only load it
+    warm_up()  # the model trained or loaded, rules and tables built once here: the workers inherit them
     task = _screen_light if light else _screen_parts
     with ProcessPoolExecutor(workers) as pool:
         pending: deque[tuple[list[Post], Future[Any]]] = deque()
@@ -114,9 +130,8 @@ def _screen_parts(batch: list[Post]) -> list[Screened]:
     return screen_many(batch)
 
 
-def _screen_light(batch: list[Post]) -> list[Light]:
-    return [(s.post.id, s.summary(), to_bytes(s.signature), s.entities.contacts())
-            for s in screen_many(batch)]  # fmt: skip
+def _screen_light(batch: list[Post]) -> Light:
+    return to_light(screen_many(batch, explain=False, minhash=False))
 
 
 def run(path: Path, engine: Engine | None, progress: Any = None, workers: int | None = None) -> Outcome:
@@ -141,16 +156,18 @@ def run(path: Path, engine: Engine | None, progress: Any = None, workers: int | 
     actor = cli_actor()
     for batch, screened in _screened_batches(path, outcome, workers, light=engine is None):
         if engine is None and screened is not None:
-            for post_id, summary, sig, contacts in screened:  # type: ignore[misc]
-                index.add(post_id, from_bytes(sig), contacts)
-                outcome.results.append(summary)
+            outcome.results.extend(link_light(index, screened))  # type: ignore[arg-type]
         else:
             if engine is None:
                 results = service.screen_only(batch, index, screened)  # type: ignore[arg-type]
             else:
                 with Session(engine) as session, session.begin():
                     results = service.ingest(
-                        session, actor, batch, index=index, screened=screened  # type: ignore[arg-type]
+                        session,
+                        actor,
+                        batch,
+                        index=index,
+                        screened=screened,  # type: ignore[arg-type]
                     ).screened
             for s in results:
                 outcome.results.append(s.summary())

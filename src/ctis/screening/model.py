@@ -77,6 +77,7 @@ class NgramCounter:
                 digits = np.array([number[g[pos]] for g, _ in grams], dtype=np.uint64)
                 keys = (keys << np.uint64(_CHAR_BITS)) | digits
             self.tables[n] = _hash_table(keys, np.array([i for _, i in grams], dtype=np.int64))
+
     def counts(self, texts: list[str]) -> sparse.csr_matrix:
         """Documents x features counts (float32, sorted indices), as ``CountVectorizer.transform``."""
         docs = [" " + "  ".join(words) + " " if (words := t.lower().split()) else "" for t in texts]

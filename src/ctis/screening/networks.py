@@ -25,7 +25,8 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -39,6 +40,9 @@ LSH_THRESHOLD = 0.5
 #: Members of one network compared without a match, after which the rest of it is skipped: a large
 #: network of look-alike posts would otherwise cost a comparison per member for every new post.
 MAX_MISSES = 3
+#: Candidates of one post from which only each network's first :data:`MAX_MISSES` are gathered for the
+#: comparison (with numpy), instead of all: an index of a million posts gives some posts thousands.
+MANY_CANDIDATES = 64
 #: Estimated Jaccard similarity of masked shingles from which two posts are one network's.  On the
 #: evaluation corpus, posts of one network mostly score 0.6-1.0 and posts of two different networks
 #: up to 0.6 (they share stock sentences); 0.65 kept every text join right there, while still
@@ -146,7 +150,15 @@ def shingle_hashes(masked_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(masked_texts: list[str]) -> list[MinHash]:
-    """:func:`signature` of each text, for a whole batch at once (the same values, a test holds it).
+    """:func:`signature` of each text, for a whole batch at once (the same values, a test holds it)."""
+    return [
+        MinHash(hashvalues=row, permutations=_PROTOTYPE.permutations, scheme=SCHEME, hashfunc=_crc32)
+        for row in signature_values(masked_texts)
+    ]
+
+
+def signature_values(masked_texts: list[str]) -> np.ndarray:
+    """The values of :func:`signatures`, one row of 128 uint32 per text.
 
     The shingles are hashed together (:func:`shingle_hashes`), mixed and permuted as datasketch's
     ``affine32`` scheme does (the MurmurHash3 finaliser, then ``a * h + b`` in 32 bits), and each
@@ -175,26 +187,42 @@ def signatures(masked_texts: list[str]) -> list[MinHash]:
             phv += b[:, None]
             values[rows] = np.minimum.reduceat(phv, starts[rows] - lo, axis=1).T
         text = end
-    return [
-        MinHash(hashvalues=row, permutations=_PROTOTYPE.permutations, scheme=SCHEME, hashfunc=_crc32)
-        for row in values
-    ]
+    return values
 
 
-def to_bytes(sig: MinHash) -> bytes:
-    return np.asarray(sig.hashvalues, dtype="<u4").tobytes()
+def values_of(sig: MinHash | np.ndarray) -> np.ndarray:
+    """A signature's 128 values as a uint32 array (from a MinHash or from an array of them)."""
+    values = sig.hashvalues if isinstance(sig, MinHash) else sig
+    return np.asarray(values, dtype=np.uint32)
+
+
+def to_bytes(sig: MinHash | np.ndarray) -> bytes:
+    return values_of(sig).astype("<u4", copy=False).tobytes()
 
 
 def from_bytes(data: bytes) -> MinHash:
+    return MinHash(hashvalues=values_from_bytes(data), permutations=_PROTOTYPE.permutations, scheme=SCHEME,
+                   hashfunc=_crc32)  # fmt: skip
+
+
+def values_from_bytes(data: bytes) -> np.ndarray:
+    """The values of one stored signature (512 bytes), without making a :class:`MinHash` of them."""
     values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     if len(values) != NUM_PERM:
         raise ValueError(f"a signature has {NUM_PERM} values, not {len(values)}")
-    return MinHash(hashvalues=values, permutations=_PROTOTYPE.permutations, scheme=SCHEME, hashfunc=_crc32)
+    return values
 
 
 def network_id(first_member: str) -> str:
     """A network's id: named after the post that started it, so the id is stable as it grows."""
     return "NW-" + hashlib.sha256(first_member.encode()).hexdigest()[:10].upper()
+
+
+@cache
+def bands() -> tuple[int, int]:
+    """Bands and rows per band of the LSH: datasketch's choice for :data:`LSH_THRESHOLD` (25 x 5)."""
+    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
+    return lsh.b, lsh.r
 
 
 @dataclass
@@ -207,120 +235,234 @@ class Join:
     evidence: str
 
 
-@dataclass
 class NetworkIndex:
-    """MinHash LSH plus exact contact links, joined by a union-find with stable network ids."""
+    """MinHash LSH plus exact contact links, joined by a union-find with stable network ids.
 
-    lsh: MinHashLSH = field(default_factory=lambda: MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM))
-    signatures: dict[str, MinHash] = field(default_factory=dict)
-    parent: dict[str, str] = field(default_factory=dict)
-    size: dict[str, int] = field(default_factory=dict)
-    label: dict[str, str] = field(default_factory=dict)  # root -> network id
-    contact_owner: dict[str, str] = field(default_factory=dict)
-    merged: dict[str, str] = field(default_factory=dict)  # absorbed network id -> surviving id
-    joins: list[Join] = field(default_factory=list)
-    first_of: dict[str, str] = field(default_factory=dict)  # stored network id -> its first restored post
-    members_of: dict[str, list[str]] = field(default_factory=dict)  # root -> every post of its component
-    seq: dict[str, int] = field(default_factory=dict)  # post -> order of its first indexing
+    The LSH is datasketch's ``MinHashLSH`` (same bands and rows), kept here in
+    plain structures so that it costs little per post and stays fast as it
+    grows to millions: a post is a number (the order in which it was first
+    indexed), its signature a row of one uint32 matrix, each band a dict from
+    the band's bytes to the posts holding them, and every post knows its
+    network's root directly (a network that joins a bigger one has its members
+    re-pointed, so no post is re-pointed more than log2(n) times).  A post finds
+    the same candidates as in datasketch's index, compares them in the same
+    order and makes the same joins, so networks and their ids are the same (a
+    test compares the two on generated posts).
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []  # post number -> post id
+        self.number: dict[str, int] = {}  # post id -> post number (order of first indexing)
+        self._values = np.zeros((1024, NUM_PERM), dtype=np.uint32)
+        self._root = np.zeros(1024, dtype=np.int64)
+        self._bands: list[dict[bytes, int | list[int]]] = [{} for _ in range(bands()[0])]
+        self.members_of: dict[int, list[int]] = {}  # root -> every post of its component
+        self.label: dict[int, str] = {}  # root -> network id
+        self.contact_owner: dict[str, int] = {}
+        self.merged: dict[str, str] = {}  # absorbed network id -> surviving id
+        self.joins: list[Join] = []
+        self.first_of: dict[str, int] = {}  # stored network id -> its first restored post
+
+    def __len__(self) -> int:
+        """Posts indexed."""
+        return len(self.ids)
+
+    def __contains__(self, post: object) -> bool:
+        return post in self.number
+
+    def signature_of(self, post: str) -> np.ndarray:
+        return self._values[self.number[post]].copy()
 
     def find(self, post: str) -> str:
-        root = post
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[post] != root:  # path compression
-            self.parent[post], post = root, self.parent[post]
-        return root
+        """The post that names the root of ``post``'s network (itself while it stands alone)."""
+        return self.ids[int(self._root[self.number[post]])]
 
-    def _union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
+    def _band_keys(self, values: np.ndarray) -> list[bytes]:
+        b, r = bands()
+        return np.ascontiguousarray(values[: b * r]).view(np.dtype((np.void, 4 * r))).tolist()
+
+    def _new(self, post: str, values: np.ndarray, keys: list[bytes] | None = None) -> int:
+        """Number a post seen for the first time and put it in the bands."""
+        n = len(self.ids)
+        if n == len(self._root):
+            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
+            self._root = np.concatenate([self._root, np.zeros_like(self._root)])
+        self.ids.append(post)
+        self.number[post] = n
+        self._root[n] = n
+        self.members_of[n] = [n]
+        self._values[n] = values
+        self._put(n, keys if keys is not None else self._band_keys(values))
+        return n
+
+    def _put(self, n: int, keys: list[bytes]) -> None:
+        for band, key in zip(self._bands, keys, strict=True):
+            held = band.setdefault(key, n)  # most band values are one post's: no list for them
+            if held is n:
+                continue
+            if isinstance(held, int):
+                band[key] = [held, n]
+            else:
+                held.append(n)
+
+    def _take_out(self, n: int) -> None:
+        for band, key in zip(self._bands, self._band_keys(self._values[n]), strict=True):
+            held = band[key]
+            if isinstance(held, int):
+                del band[key]
+            else:
+                held.remove(n)
+                if len(held) == 1:
+                    band[key] = held[0]
+
+    def _set_values(self, n: int, values: np.ndarray, keys: list[bytes]) -> None:
+        """A changed text: the post leaves the bands of its old signature and enters the new ones."""
+        self._take_out(n)
+        self._values[n] = values
+        self._put(n, keys)
+
+    def _candidates(self, keys: list[bytes]) -> np.ndarray:
+        """Posts that share at least one band with ``keys``, in indexing order (datasketch's query)."""
+        found: list[int] = []
+        for band, key in zip(self._bands, keys, strict=True):
+            held = band.get(key)
+            if held is None:
+                continue
+            if isinstance(held, int):
+                found.append(held)
+            else:
+                found.extend(held)
+        if len(found) == 1:
+            return np.array(found, dtype=np.int64)
+        return np.unique(np.array(found, dtype=np.int64))
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = int(self._root[a]), int(self._root[b])
         if ra == rb:
             return
-        if self.size[ra] < self.size[rb] or (self.size[ra] == self.size[rb] and ra > rb):
+        size_a, size_b = len(self.members_of[ra]), len(self.members_of[rb])
+        if size_a < size_b or (size_a == size_b and self.ids[ra] > self.ids[rb]):
             ra, rb = rb, ra
         la, lb = self.label.pop(ra, None), self.label.pop(rb, None)
-        self.parent[rb] = ra
-        self.size[ra] += self.size.pop(rb)
-        self.members_of[ra].extend(self.members_of.pop(rb))
+        moved = self.members_of.pop(rb)
+        self._root[moved] = ra
+        self.members_of[ra].extend(moved)
         # the bigger network keeps its id; the other's id is recorded as merged into it
-        keep = la or lb or network_id(ra)
+        keep = la or lb or network_id(self.ids[ra])
         if la and lb and la != lb:
             self.merged[lb] = la
         self.label[ra] = keep
 
-    def _register(self, post: str, sig: MinHash) -> None:
-        if post not in self.parent:
-            self.parent[post] = post
-            self.size[post] = 1
-            self.members_of[post] = [post]
-            self.seq[post] = len(self.seq)
-        elif post in self.signatures:
-            self.lsh.remove(post)
-        self.signatures[post] = sig
-        self.lsh.insert(post, sig)
-
-    def restore(self, post: str, sig: MinHash, contacts: Iterable[str], network: str | None) -> None:
+    def restore(
+        self, post: str, sig: MinHash | np.ndarray, contacts: Iterable[str], network: str | None
+    ) -> None:
         """Put back a stored post with its stored network, without comparing it again."""
-        self._register(post, sig)
+        values = values_of(sig)
+        n = self.number.get(post)
+        if n is None:
+            n = self._new(post, values)
+        else:
+            self._set_values(n, values, self._band_keys(values))
         for contact in contacts:
-            self.contact_owner.setdefault(contact, post)
+            self.contact_owner.setdefault(contact, n)
         if network is None:
             return
-        first = self.first_of.setdefault(network, post)
-        if first != post:
-            self._union(first, post)
-        self.label[self.find(post)] = network
+        first = self.first_of.setdefault(network, n)
+        if first != n:
+            self._union(first, n)
+        self.label[int(self._root[n])] = network
 
-    def add(self, post: str, sig: MinHash, contacts: Iterable[str]) -> str | None:
-        """Index a new (or changed) post, join it to what it matches, and return its network id."""
-        if post in self.signatures and np.array_equal(self.signatures[post].hashvalues, sig.hashvalues):
-            pass  # the same text again: its links are already made
-        else:
-            rejected: Counter[str] = Counter()
-            # LSH returns a set (its order varies with Python's string hashing between runs); in
-            # indexing order, the joins, and so the networks' ids, are the same on every run.
-            for other in sorted(self.lsh.query(sig), key=self.seq.__getitem__):
-                if other == post:
-                    continue
-                root = self.find(other)
-                if (post in self.parent and root == self.find(post)) or rejected[root] >= MAX_MISSES:
-                    continue  # one network already, or one that has proved unlike this post
-                similarity = sig.jaccard(self.signatures[other])
-                if similarity >= JOIN_JACCARD:
-                    self._link(post, other, "text", f"{similarity:.2f}", sig)
-                else:
-                    rejected[root] += 1
-            self._register(post, sig)
+    def add(self, post: str, sig: MinHash | np.ndarray, contacts: Iterable[str]) -> str | None:
+        """Index a new (or changed) post, join it to what it matches, and return its network id.
+
+        The candidates from the bands are compared in indexing order; a network
+        is given up after :data:`MAX_MISSES` of its members unlike the post, and
+        one the post has joined is not compared again.
+        """
+        values = values_of(sig)
+        n = self.number.get(post)
+        if n is None or not np.array_equal(self._values[n], values):  # else the same text again: linked
+            keys = self._band_keys(values)
+            candidates = self._candidates(keys)
+            if len(candidates):
+                n = self._text_joins(post, n, values, candidates)
+            if n is None:
+                n = self._new(post, values, keys)
+            elif not np.array_equal(self._values[n], values):
+                self._set_values(n, values, keys)
         for contact in contacts:
-            owner = self.contact_owner.setdefault(contact, post)
-            if owner != post:
-                self._link(post, owner, "contact", contact, sig)
+            owner = self.contact_owner.setdefault(contact, n)
+            if owner != n:
+                self._link(post, n, owner, "contact", contact, values)
         return self.network_of(post)
 
-    def _link(self, post: str, other: str, how: str, evidence: str, sig: MinHash) -> None:
-        if post not in self.parent:
-            self._register(post, sig)
-        if self.find(post) != self.find(other):
-            self.joins.append(Join(post, other, how, evidence))
-            self._union(post, other)
+    def _text_joins(self, post: str, n: int | None, values: np.ndarray, candidates: np.ndarray) -> int | None:
+        """Compare the candidates and join the post to those alike; its number (it has one once joined).
+
+        A join merges the post's network with the candidate's and no other, so
+        which candidates of one network are compared does not depend on the
+        other networks' candidates: beyond :data:`MANY_CANDIDATES`, only the
+        first :data:`MAX_MISSES` of each network (in indexing order) are kept
+        for the comparison, at once with numpy, instead of walking them all.
+        """
+        roots = self._root[candidates]
+        if n is not None:  # a changed text: neither the post nor its own network is compared again
+            keep = (candidates != n) & (roots != self._root[n])
+            candidates, roots = candidates[keep], roots[keep]
+        if len(candidates) > MANY_CANDIDATES:
+            order = np.argsort(roots, kind="stable")
+            ordered = roots[order]
+            first = np.empty(len(order), dtype=bool)
+            first[0] = True
+            np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+            position = np.arange(len(order))
+            rank = position - np.maximum.accumulate(np.where(first, position, 0))
+            compared = np.sort(order[rank < MAX_MISSES])
+            candidates, roots = candidates[compared], roots[compared]
+        same = np.count_nonzero(self._values[candidates] == values, axis=1)
+        rejected: Counter[int] = Counter()
+        joined: set[int] = set()
+        for other, root, count in zip(candidates.tolist(), roots.tolist(), same.tolist(), strict=True):
+            if root in joined or rejected[root] >= MAX_MISSES:
+                continue  # one network already, or one that has proved unlike this post
+            similarity = count / NUM_PERM  # as MinHash.jaccard computes it
+            if similarity >= JOIN_JACCARD:
+                n = self._link(post, n, other, "text", f"{similarity:.2f}", values)
+                joined.add(root)
+            else:
+                rejected[root] += 1
+        return n
+
+    def _link(self, post: str, n: int | None, other: int, how: str, evidence: str, values: np.ndarray) -> int:
+        if n is None:
+            n = self._new(post, values)
+        if self._root[n] != self._root[other]:
+            self.joins.append(Join(post, self.ids[other], how, evidence))
+            self._union(n, other)
+        return n
 
     def network_of(self, post: str) -> str | None:
         """The post's network id, or None while it stands alone."""
-        if post not in self.parent:
+        n = self.number.get(post)
+        if n is None:
             return None
-        root = self.find(post)
-        if self.size[root] < 2:
+        root = int(self._root[n])
+        if len(self.members_of[root]) < 2:
             return None
-        return self.label.setdefault(root, network_id(root))
+        return self.label.setdefault(root, network_id(self.ids[root]))
 
     def members(self, post: str) -> list[str]:
         """Every post in the same network as ``post`` (itself included)."""
-        return list(self.members_of[self.find(post)]) if post in self.parent else []
+        n = self.number.get(post)
+        if n is None:
+            return []
+        return [self.ids[m] for m in self.members_of[int(self._root[n])]]
 
     def networks(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for root, members in self.members_of.items():
             if len(members) >= 2:
-                out[self.label.setdefault(root, network_id(root))] = list(members)
+                out[self.label.setdefault(root, network_id(self.ids[root]))] = [self.ids[m] for m in members]
         return out
 
 

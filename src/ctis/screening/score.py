@@ -20,7 +20,7 @@ from ctis.screening import indicators as ind
 from ctis.screening.entities import Entities, extract, normalise_digits
 from ctis.screening.language import detect, detect_many
 from ctis.screening.model import TextModel, default_model
-from ctis.screening.networks import mask, signatures
+from ctis.screening.networks import mask, signature_values, signatures
 from ctis.screening.posts import Post
 
 FLAG_AT = 0.5
@@ -42,7 +42,9 @@ class Screened:
     masked: str
     model_features: list[tuple[str, float]] = field(default_factory=list)
     network: str | None = None
-    signature: Any = None  # the MinHash of ``masked``, once the post is clustered
+    #: The MinHash of ``masked`` (its 128 values as a uint32 array where ``screen_many`` was asked for
+    #: ``minhash=False``), once computed.
+    signature: Any = None
 
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON line: exactly the fields the issue names."""
@@ -81,7 +83,11 @@ def combine(rules: float, model: float) -> float:
 
 
 def screen_many(
-    posts: list[Post], model: TextModel | None = None, explain: bool = True, fast: bool = True
+    posts: list[Post],
+    model: TextModel | None = None,
+    explain: bool = True,
+    fast: bool = True,
+    minhash: bool = True,
 ) -> list[Screened]:
     """Screen a batch; the model scores the batch in one matrix product.
 
@@ -91,7 +97,11 @@ def screen_many(
     MinHash signatures (:func:`signatures`, set on each result so that the
     network step need not compute them).  ``fast=False`` is the plain path, one
     post at a time with scikit-learn's and py3langid's own code; both give the
-    same results (a test compares them on generated posts).
+    same results (a test compares them on generated posts).  ``explain=False``
+    leaves out the model's features (not in :meth:`Screened.summary`);
+    ``minhash=False`` sets each signature as its values only (a row of one
+    array), which is all the network index needs: making a datasketch
+    ``MinHash`` of them costs more than computing them.
     """
     if not posts:
         return []
@@ -109,7 +119,13 @@ def screen_many(
     features: list[list[tuple[str, float]]] = []
     if explain:
         features = m.explain_rows(x) if fast else [m.explain_row(x[i]) for i in range(x.shape[0])]
-    sigs = signatures(masked) if fast else [None] * len(masked)
+    sigs: list[Any]
+    if not fast:
+        sigs = [None] * len(masked)
+    elif minhash:
+        sigs = signatures(masked)
+    else:
+        sigs = list(signature_values(masked))
     out = []
     for i, ((post, language, entities, hits, masked_text), p) in enumerate(
         zip(prepared, probabilities, strict=True)
@@ -126,3 +142,18 @@ def screen_many(
 
 def screen(post: Post, model: TextModel | None = None) -> Screened:
     return screen_many([post], model)[0]
+
+
+#: A post that goes through every part of the screening (phone, handle, pay, age, place, mention).
+_WARM_UP = Post(
+    id="warm-up",
+    text="Typing job in Bavet, salary $1,500-2,000 per month, age 18-35, free visa and ticket. "
+    "Telegram @warm_up_team or WhatsApp +855 97 123 4567, www.example.com, mail hr@example.com",
+)
+
+
+def warm_up(model: TextModel | None = None) -> None:
+    """Load and build, once, what the screening loads on first use (language model, rules,
+    gazetteer, n-gram tables: about half a second).  Called before worker processes are forked,
+    so that they inherit it instead of each building it again."""
+    screen_many([_WARM_UP], model or default_model())
