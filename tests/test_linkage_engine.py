@@ -79,6 +79,42 @@ def test_dates_ages_phones():
     assert nz.normalise_phone("hello") is None
 
 
+def test_phone_fast_path_agrees_with_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(4)
+    for _ in range(3000):
+        head = rng.choice(["0", "+855", "+855 ", "0 ", "855", "+66 "])
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice((7, 8, 9, 10))))
+        text = head + digits[:3] + rng.choice(["", " ", "-"]) + digits[3:]
+        try:
+            num = phonenumbers.parse(text, "KH")
+            slow = (phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+                    if phonenumbers.is_possible_number(num) else None)
+        except phonenumbers.NumberParseException:
+            slow = None
+        assert nz.normalise_phone(text) == slow, text
+
+
+def test_birth_date_window_is_one_year():
+    lo, hi = nz.birth_date_window(24, "2024-06-01")
+    assert (str(lo), str(hi)) == ("1999-06-02", "2000-06-01")
+    lo, hi = nz.birth_date_window(3, "2024-02-29")  # no 29 February in 2020 - 3 years back is 2021
+    assert (str(lo), str(hi)) == ("2020-03-01", "2021-02-28")
+    assert nz.birth_date_window(None, "2024-06-01") is None
+
+
+def test_khmer_silent_letters_meet_romanisations():
+    assert nz.keys_of_khmer("ពេជ្រ ធូ").family_skel == nz.keys_of_latin("Pich Thou").family_skel
+    assert nz.keys_of_khmer("តាំង ធូ").family_key == nz.keys_of_latin("Taing Thou").family_key
+    assert nz.keys_of_latin("Hangh Sokhar").family_key == nz.keys_of_latin("Hang Sokha").family_key
+    assert nz.keys_of_latin("Hangh Sokhar").given_key == nz.keys_of_latin("Hang Sokha").given_key
+    # per-word caching gives the whole-string result, noise included
+    assert nz.normalise_khmer("សុ\u200bខ  ដា\u200bរា") == "សុខ ដារា"
+
+
 # ----------------------------------------------------------------------------- engine
 
 
