@@ -66,10 +66,6 @@ MAX_PER_PAGE = 100
 Linker = Callable[..., LinkResult]
 
 
-class LinkageError(RuntimeError):
-    """The engine failed; the run is recorded as failed and no identity changed."""
-
-
 @dataclass
 class RunSummary:
     """What a run did (the stored :class:`LinkRun`, without the model)."""
