@@ -314,34 +314,36 @@ def test_csrf_is_required(world: World) -> None:
     assert ok.status_code == 200, ok.text
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "status"),
-    [
-        ("post", "/api/v1/linkage/cases/runs", None, 422),
-        ("get", "/api/v1/linkage/nobody/runs/latest", None, 422),
-        ("get", "/api/v1/linkage/victims/review?page=0", None, 422),
-        ("get", "/api/v1/linkage/victims/review?per_page=1000", None, 422),
-        ("get", "/api/v1/linkage/victims/review?page=999", None, 422),
-        ("post", "/api/v1/linkage/victims/runs", {"retrain": "sometimes"}, 422),
-        ("post", "/api/v1/linkage/victims/runs", {"engine": "spark"}, 422),
-        ("post", "/api/v1/linkage/victims/review/1-x", {"same": True}, 422),
-        ("post", "/api/v1/linkage/victims/review/99999-99998", {"same": True}, 404),
-        ("post", "/api/v1/linkage/victims/review/7-7", {"same": True}, 404),
-        ("post", "/api/v1/linkage/victims/review/1-2", {"same": "yes"}, 422),
-        ("post", "/api/v1/linkage/victims/review/1-2", {}, 422),
-        ("post", "/api/v1/linkage/victims/review/1-2", {"same": True, "why": "x"}, 422),
-        ("post", "/api/v1/linkage/victims/review/1-2", [1], 422),
-        ("get", "/api/v1/persons/victims/NO-SUCH", None, 404),
-        ("get", "/api/v1/persons/cases/VL-0001", None, 422),
-        ("get", "/api/v1/persons/victims/a%00b", None, 422),
-    ],
-)
-def test_bad_input_gets_a_4xx_with_a_message(
-    world: World, method: str, path: str, body: Any, status: int
-) -> None:
-    r = getattr(world.api("officer"), method)(path, **({"json": body} if body is not None else {}))
-    assert r.status_code == status, r.text[:300]
-    assert r.json()["detail"]
+#: (method, path, JSON body, expected status): each must answer that status with a message.
+BAD_INPUT = [
+    ("post", "/api/v1/linkage/cases/runs", None, 422),
+    ("get", "/api/v1/linkage/nobody/runs/latest", None, 422),
+    ("get", "/api/v1/linkage/victims/review?page=0", None, 422),
+    ("get", "/api/v1/linkage/victims/review?per_page=1000", None, 422),
+    ("get", "/api/v1/linkage/victims/review?page=999", None, 422),
+    ("post", "/api/v1/linkage/victims/runs", {"retrain": "sometimes"}, 422),
+    ("post", "/api/v1/linkage/victims/runs", {"engine": "spark"}, 422),
+    ("post", "/api/v1/linkage/victims/review/1-x", {"same": True}, 422),
+    ("post", "/api/v1/linkage/victims/review/99999-99998", {"same": True}, 404),
+    ("post", "/api/v1/linkage/victims/review/7-7", {"same": True}, 404),
+    ("post", "/api/v1/linkage/victims/review/1-2", {"same": "yes"}, 422),
+    ("post", "/api/v1/linkage/victims/review/1-2", {}, 422),
+    ("post", "/api/v1/linkage/victims/review/1-2", {"same": True, "why": "x"}, 422),
+    ("post", "/api/v1/linkage/victims/review/1-2", [1], 422),
+    ("get", "/api/v1/persons/victims/NO-SUCH", None, 404),
+    ("get", "/api/v1/persons/cases/VL-0001", None, 422),
+    ("get", "/api/v1/persons/victims/a%00b", None, 422),
+]
+
+
+def test_bad_input_gets_a_4xx_with_a_message(world: World) -> None:
+    api = world.api("officer")
+    wrong = []
+    for method, path, body, status in BAD_INPUT:
+        r = getattr(api, method)(path, **({"json": body} if body is not None else {}))
+        if r.status_code != status or not r.json().get("detail"):
+            wrong.append(f"{method} {path} {body!r}: {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_bad_page_input_gets_a_4xx_page(world: World) -> None:
