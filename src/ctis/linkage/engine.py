@@ -328,7 +328,11 @@ def _name_levels(part: str, m_else: float, close_jw: float, dialect: str) -> lis
     # romanisation, whose vowels differ anyway)
     close_skel = _either(skel, f"{skel}_alt",
                          lambda a, b: f"levenshtein({a}, {b}) <= 1 AND length({a}) >= 3 AND length({b}) >= 3")
-    close = f"{close} OR {close_skel}"
+    # one keystroke apart as typed (ThiHuong / ThipHuong: the slip lands on a
+    # digraph and moves the keys further apart than the typing did)
+    close_raw = (f"levenshtein({part}_raw_l, {part}_raw_r) <= 1"
+                 f" AND length({part}_raw_l) >= 4 AND length({part}_raw_r) >= 4")
+    close = f"{close} OR {close_skel} OR ({close_raw})"
     tf = {"tf_adjustment_column": key, "disable_tf_exact_match_detection": True}
     levels = [
         _level(f"{skel}_l IS NULL OR {skel}_r IS NULL", "null", 0.5, 0.5, is_null_level=True),
@@ -348,7 +352,6 @@ def _name_levels(part: str, m_else: float, close_jw: float, dialect: str) -> lis
                     f"(substr({skel}_r, 1, length({skel}_l)) = {skel}_l"
                     f" OR substr({skel}_l, 1, length({skel}_r)) = {skel}_r)")
         levels.append(_level(contains, "one name extends the other", 0.01, 0.01))
-    if part == "giv":
         # given names that both exist and agree at no level above clash: twins
         # share family name, birth date, province and often a phone, so such a
         # pair must never link nor reach review, whatever else agrees. Its m is
