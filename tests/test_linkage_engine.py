@@ -238,6 +238,31 @@ def test_model_round_trip_is_exact(model):
         LinkModel.from_json('{"format": "something else"}')
 
 
+def test_small_batch_uses_the_models_name_frequencies(model):
+    """A batch under TF_MIN_RECORDS is adjusted by how common a name is in the
+    training data (kept in the model), not left unadjusted: the same evidence on
+    a common name weighs less than on a rarer one."""
+    from ctis.linkage.engine import prepare_people, score_pairs
+
+    tf = model.term_frequencies["giv_key"]
+    assert tf and LinkModel.from_json(model.to_json()).term_frequencies == model.term_frequencies
+    fam = model.term_frequencies["fam_key"]
+    common_fam = max(fam, key=fam.get)
+    giv_common, giv_rare = max(tf, key=tf.get), min(tf, key=tf.get)
+    assert tf[giv_common] > 3 * tf[giv_rare]
+
+    def rec(rid: str, giv: str) -> dict[str, object]:
+        # the keys are already romanised keys, so a Latin spelling of them gives them back
+        return {"record_id": rid, "name_latin": f"{common_fam} {giv}", "sex": "female", "province": "KH-4"}
+
+    df = frame(rec("a1", giv_common), rec("a2", giv_common), rec("b1", giv_rare), rec("b2", giv_rare))
+    feats = prepare_people(df)
+    assert feats["giv_key"].tolist() == [giv_common, giv_common, giv_rare, giv_rare]
+    pairs, _ = score_pairs([feats], model, engine="duckdb", min_probability=0.0)
+    p = {(a, b): q for a, b, q in pairs.itertuples(index=False)}
+    assert p[("a1", "a2")] < p[("b1", "b2")]
+
+
 def test_training_is_deterministic():
     df = synthetic_people(400, seed=5)
     assert LinkModel.train(df, seed=3).to_json() == LinkModel.train(df, seed=3).to_json()

@@ -42,7 +42,7 @@ from ctis.linkage import normalise as nz
 
 INPUT_COLUMNS = ("record_id", "name_latin", "name_khmer", "date_of_birth", "age", "age_on",
                  "sex", "nationality", "province", "phone")
-MODEL_FORMAT = "ctis-linkage/1"
+MODEL_FORMAT = "ctis-linkage/2"  # 2: levels by shared script, age intervals, stored term frequencies
 ENGINES = ("duckdb", "spark")
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY = "4GB"
@@ -477,7 +477,8 @@ class LinkModel:
 
     def __init__(self, kind: str, parameters: dict[str, list[dict[str, Any]]],
                  probability_two_random_records_match: float, trained: bool = True,
-                 notes: Sequence[str] = ()):
+                 notes: Sequence[str] = (),
+                 term_frequencies: dict[str, dict[str, float]] | None = None):
         if kind not in SPECS:
             raise ValueError(f"unknown model kind {kind!r}")
         self.kind = kind
@@ -485,6 +486,9 @@ class LinkModel:
         self.probability_two_random_records_match = probability_two_random_records_match
         self.trained = trained
         self.notes = list(notes)
+        # value -> share of records, per term-frequency column, from training:
+        # how common a name is in the population, for batches too small to say
+        self.term_frequencies = term_frequencies or {}
 
     @property
     def spec(self) -> ModelSpec:
@@ -579,7 +583,8 @@ class LinkModel:
                 lv["m"] = CLASH_M if lv["label"] == CLASH_LABEL else m
                 lv["u"] = _sig(_clean_prob(lv["u"], pr["u"], U_FLOOR))
         p = _sig(_clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match))
-        return cls(kind, params, p, trained=True, notes=notes)
+        return cls(kind, params, p, trained=True, notes=notes,
+                   term_frequencies=_term_frequencies(pd.concat(feats), settings))
 
     def to_json(self) -> str:
         """The parameters, with the Splink settings they make (DuckDB dialect) for reading."""
@@ -590,6 +595,7 @@ class LinkModel:
             "probability_two_random_records_match": self.probability_two_random_records_match,
             "parameters": self.parameters,
             "notes": self.notes,
+            "term_frequencies": self.term_frequencies,
             "splink_settings": self.settings("duckdb"),
         }, ensure_ascii=False, indent=1)
 
@@ -602,7 +608,8 @@ class LinkModel:
         if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
             raise ValueError(f"not a linkage model (expected format {MODEL_FORMAT!r})")
         model = cls(data["kind"], data["parameters"], float(data["probability_two_random_records_match"]),
-                    trained=bool(data.get("trained", True)), notes=data.get("notes", ()))
+                    trained=bool(data.get("trained", True)), notes=data.get("notes", ()),
+                    term_frequencies=data.get("term_frequencies") or {})
         model.settings("duckdb")  # fails early if the parameters do not fit the comparisons
         return model
 
@@ -615,6 +622,29 @@ class LinkModel:
 
 
 TF_MIN_RECORDS = 1000  # below this, name frequencies in the batch say nothing about the population
+TF_MIN_COUNT = 2  # values seen once in training are left out of the stored table (no adjustment)
+
+
+def _tf_columns(settings: dict[str, Any]) -> list[str]:
+    return sorted({lv["tf_adjustment_column"] for c in settings["comparisons"]
+                   for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")})
+
+
+def _term_frequencies(feats: pd.DataFrame, settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Share of records holding each value of every term-frequency column, as
+    Splink computes it (among records with a value), for values seen at least
+    TF_MIN_COUNT times: kept in the model so that a small batch (an import
+    linked with the last run's model) is adjusted by how common a name is in the
+    register, not in the batch."""
+    out: dict[str, dict[str, float]] = {}
+    for col in _tf_columns(settings):
+        if col not in feats:
+            continue
+        counts = feats[col].dropna().value_counts()
+        total = int(counts.sum())
+        kept = counts[counts >= TF_MIN_COUNT].sort_index()
+        out[col] = {str(v): _sig(int(c) / total) for v, c in kept.items()} if total else {}
+    return out
 
 
 def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str, min_probability: float,
@@ -623,7 +653,9 @@ def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str,
     returned (unique_id_l, unique_id_r, match_probability), and the count
     of pairs scored."""
     n = sum(len(f) for f in feats)
-    settings = model.settings(engine, term_frequencies=n >= TF_MIN_RECORDS)
+    tf_cols = _tf_columns(model.settings(engine))
+    stored = n < TF_MIN_RECORDS and bool(tf_cols) and all(model.term_frequencies.get(c) for c in tf_cols)
+    settings = model.settings(engine, term_frequencies=n >= TF_MIN_RECORDS or stored)
     settings["link_type"] = link_type
     with quiet_splink():
         from splink import Linker
@@ -631,6 +663,13 @@ def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str,
         api = _db_api(engine)
         tables = [api.register(f.reset_index(drop=True)) for f in feats]
         linker = Linker(tables if len(tables) > 1 else tables[0], settings, log_level=None)
+        if stored:
+            for col in tf_cols:
+                freqs = model.term_frequencies[col]
+                lookup = pd.DataFrame({col: list(freqs), f"tf_{col}": list(freqs.values())},
+                                      columns=[col, f"tf_{col}"])
+                lookup[f"tf_{col}"] = lookup[f"tf_{col}"].astype(float)
+                linker.table_management.register_term_frequency_lookup(api.register(lookup), col)
         pred = linker.inference.predict(warning_mode="never")
         n = int(linker.misc.query_sql(f"SELECT count(*) AS n FROM {pred.physical_name}",
                                       output_type="pandas")["n"].iloc[0])
