@@ -860,15 +860,9 @@ def indexed(model: TextModel) -> list[tuple[str, object, list[str]]]:
     return [(s.post.id, s.signature, s.entities.contacts()) for s in screened]
 
 
-@pytest.mark.parametrize("many", [64, 0])
-def test_network_index_makes_datasketchs_joins(
-    indexed: list[tuple[str, object, list[str]]], many: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Same candidates, same order, same joins, networks, ids and merges as the datasketch index;
-    ``many=0`` takes the path for posts with many candidates (first three of each network) for all."""
-    from ctis.screening import networks as nw
-
-    monkeypatch.setattr(nw, "MANY_CANDIDATES", many)
+def test_network_index_makes_datasketchs_joins(indexed: list[tuple[str, object, list[str]]]) -> None:
+    """Same candidates, same order, same joins, networks, ids and merges as the datasketch index
+    (which compares candidates one at a time; ours compares each network's first three at once)."""
     ours, theirs = NetworkIndex(), _DatasketchIndex()
     got = [ours.add(post, sig, contacts) for post, sig, contacts in indexed]  # type: ignore[arg-type]
     want = [theirs.add(post, sig, contacts) for post, sig, contacts in indexed]
@@ -899,3 +893,22 @@ def test_network_index_takes_signature_values_as_well_as_minhashes(
         by_values.add(post, values_from_bytes(to_bytes(sig)), contacts)  # type: ignore[arg-type]
     assert by_minhash.networks() == by_values.networks()
     assert len(by_values) == 600 and "nope" not in by_values and by_values.members("nope") == []
+
+
+def test_entity_shortcuts_change_no_entity(generated: list[Post], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bare-number test before reading an amount and the literal test before a mention scan
+    only skip work: without them every post gives the same entities, spans included."""
+    from ctis.screening import entities
+
+    texts = [p.full_text for p in generated] + [EN_SCAM, KM_SCAM, TH_SCAM, ZH_SCAM, VI_SCAM, EN_ENGINEER]
+    texts += ["Fee 300 USD, deposit 25 triệu, 18 days leave, 月薪8000, 2 years, visa and ticket, paspor 2",
+              "Our salary is 1200 per month; pay: 30 a day, 13th-month wage, 2 staff"]  # fmt: skip
+    languages = [detect(t) for t in texts]
+    fast = [entities.extract(t, lang) for t, lang in zip(texts, languages, strict=True)]
+    monkeypatch.setattr(entities, "_bare_number", lambda *_args: False)
+    plain_mentions = [(name, pattern, None) for name, pattern in entities.MENTIONS.items()]
+    monkeypatch.setattr(entities, "_mentions", lambda: plain_mentions)
+    entities._parse_in.cache_clear()
+    plain = [entities.extract(t, lang) for t, lang in zip(texts, languages, strict=True)]
+    assert fast == plain
+    assert sum(len(e.salaries) for e in fast) > 50 and sum(len(e.mentions) for e in fast) > 50

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,9 +41,6 @@ LSH_THRESHOLD = 0.5
 #: Members of one network compared without a match, after which the rest of it is skipped: a large
 #: network of look-alike posts would otherwise cost a comparison per member for every new post.
 MAX_MISSES = 3
-#: Candidates of one post from which only each network's first :data:`MAX_MISSES` are gathered for the
-#: comparison (with numpy), instead of all: an index of a million posts gives some posts thousands.
-MANY_CANDIDATES = 64
 #: Estimated Jaccard similarity of masked shingles from which two posts are one network's.  On the
 #: evaluation corpus, posts of one network mostly score 0.6-1.0 and posts of two different networks
 #: up to 0.6 (they share stock sentences); 0.65 kept every text join right there, while still
@@ -297,11 +295,11 @@ class NetworkIndex:
 
     def _put(self, n: int, keys: list[bytes]) -> None:
         for band, key in zip(self._bands, keys, strict=True):
-            held = band.setdefault(key, n)  # most band values are one post's: no list for them
+            held = band.setdefault(key, n)  # most band values are one post's: a number, no array
             if held is n:
                 continue
             if isinstance(held, int):
-                band[key] = [held, n]
+                band[key] = array("q", (held, n))
             else:
                 held.append(n)
 
@@ -322,19 +320,22 @@ class NetworkIndex:
         self._put(n, keys)
 
     def _candidates(self, keys: list[bytes]) -> np.ndarray:
-        """Posts that share at least one band with ``keys``, in indexing order (datasketch's query)."""
-        found: list[int] = []
+        """Posts that share at least one band with ``keys`` (datasketch's query), repeats included.
+
+        A band's posts are an ``array('q')``: their bytes are joined and read by
+        numpy at once, where a million-post index gives some posts thousands.
+        """
+        single = array("q")
+        held_by_band: list[array[int]] = [single]
         for band, key in zip(self._bands, keys, strict=True):
             held = band.get(key)
             if held is None:
                 continue
             if isinstance(held, int):
-                found.append(held)
+                single.append(held)
             else:
-                found.extend(held)
-        if len(found) == 1:
-            return np.array(found, dtype=np.int64)
-        return np.unique(np.array(found, dtype=np.int64))
+                held_by_band.append(held)
+        return np.frombuffer(b"".join(held_by_band), dtype=np.int64)
 
     def _union(self, a: int, b: int) -> None:
         ra, rb = int(self._root[a]), int(self._root[b])
@@ -383,9 +384,9 @@ class NetworkIndex:
         n = self.number.get(post)
         if n is None or not np.array_equal(self._values[n], values):  # else the same text again: linked
             keys = self._band_keys(values)
-            candidates = self._candidates(keys)
-            if len(candidates):
-                n = self._text_joins(post, n, values, candidates)
+            found = self._candidates(keys)
+            if len(found):
+                n = self._text_joins(post, n, values, found)
             if n is None:
                 n = self._new(post, values, keys)
             elif not np.array_equal(self._values[n], values):
@@ -396,41 +397,45 @@ class NetworkIndex:
                 self._link(post, n, owner, "contact", contact, values)
         return self.network_of(post)
 
-    def _text_joins(self, post: str, n: int | None, values: np.ndarray, candidates: np.ndarray) -> int | None:
+    def _text_joins(self, post: str, n: int | None, values: np.ndarray, found: np.ndarray) -> int | None:
         """Compare the candidates and join the post to those alike; its number (it has one once joined).
 
-        A join merges the post's network with the candidate's and no other, so
-        which candidates of one network are compared does not depend on the
-        other networks' candidates: beyond :data:`MANY_CANDIDATES`, only the
-        first :data:`MAX_MISSES` of each network (in indexing order) are kept
-        for the comparison, at once with numpy, instead of walking them all.
+        As the candidates would be walked one by one in indexing order — a
+        network given up after :data:`MAX_MISSES` of its members unlike the
+        post, one that the post has joined not compared again — but for all at
+        once: a join merges the post's network with the candidate's and no
+        other, so the networks' candidates do not affect each other.  Each
+        network's first :data:`MAX_MISSES` candidates are compared, and the
+        post joins every network whose first match is among them, in the order
+        of those matches.
         """
-        roots = self._root[candidates]
+        roots = self._root[found]
+        grouped = np.sort((roots << 32) | found)  # by network, then in indexing order
+        if len(grouped) > 1:  # without repeats (a post in several of the bands)
+            grouped = grouped[np.r_[True, grouped[1:] != grouped[:-1]]]
+        candidates, roots = grouped & 0xFFFFFFFF, grouped >> 32
         if n is not None:  # a changed text: neither the post nor its own network is compared again
             keep = (candidates != n) & (roots != self._root[n])
             candidates, roots = candidates[keep], roots[keep]
-        if len(candidates) > MANY_CANDIDATES:
-            order = np.argsort(roots, kind="stable")
-            ordered = roots[order]
-            first = np.empty(len(order), dtype=bool)
-            first[0] = True
-            np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-            position = np.arange(len(order))
-            rank = position - np.maximum.accumulate(np.where(first, position, 0))
-            compared = np.sort(order[rank < MAX_MISSES])
-            candidates, roots = candidates[compared], roots[compared]
+        if not len(candidates):
+            return n
+        first = np.empty(len(roots), dtype=bool)
+        first[0] = True
+        np.not_equal(roots[1:], roots[:-1], out=first[1:])
+        position = np.arange(len(roots))
+        rank = position - np.maximum.accumulate(np.where(first, position, 0))
+        compared = rank < MAX_MISSES
+        candidates, roots = candidates[compared], roots[compared]
         same = np.count_nonzero(self._values[candidates] == values, axis=1)
-        rejected: Counter[int] = Counter()
-        joined: set[int] = set()
-        for other, root, count in zip(candidates.tolist(), roots.tolist(), same.tolist(), strict=True):
-            if root in joined or rejected[root] >= MAX_MISSES:
-                continue  # one network already, or one that has proved unlike this post
-            similarity = count / NUM_PERM  # as MinHash.jaccard computes it
-            if similarity >= JOIN_JACCARD:
-                n = self._link(post, n, other, "text", f"{similarity:.2f}", values)
-                joined.add(root)
-            else:
-                rejected[root] += 1
+        similarity = same / np.float64(NUM_PERM)  # as MinHash.jaccard computes it
+        hit = np.flatnonzero(similarity >= JOIN_JACCARD)
+        if not len(hit):
+            return n
+        hit_roots = roots[hit]
+        firsts = hit[np.r_[True, hit_roots[1:] != hit_roots[:-1]]]  # each network's first match
+        firsts = firsts[np.argsort(candidates[firsts])]  # joined in indexing order
+        for other, sim in zip(candidates[firsts].tolist(), similarity[firsts].tolist(), strict=True):
+            n = self._link(post, n, other, "text", f"{sim:.2f}", values)
         return n
 
     def _link(self, post: str, n: int | None, other: int, how: str, evidence: str, values: np.ndarray) -> int:
