@@ -100,20 +100,32 @@ def end_to_end(posts: list[corpus.Post], model: TextModel, workers: int) -> tupl
         return len(posts) / (time.perf_counter() - t), index
 
 
-def million(model: TextModel, workers: int, seed: int, total: int = MILLION) -> tuple[float, int, int]:
+def million(
+    model: TextModel, workers: int, seed: int, total: int = MILLION, every: int = 100_000
+) -> tuple[float, int, int]:
     """Screen and link ``total`` generated posts (made in the workers, 1,000 per task); seconds taken,
-    posts indexed and networks found.  At most four tasks per worker are in flight."""
+    posts indexed and networks found.  At most four tasks per worker are in flight.  Every ``every``
+    posts, the time so far and the CPU seconds of this (linking) process are printed, so that a run
+    cut short still says how far it got and how the linking cost grows with the index."""
     index = NetworkIndex()
     tasks = [(seed + k, min(CHUNK, total - k * CHUNK)) for k in range(-(-total // CHUNK))]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
+
+    def link(results: Light) -> None:
+        before = len(index) // every
+        _link(index, results)
+        if len(index) // every > before:
+            print(f"    {len(index):>9,} posts: {time.perf_counter() - t:6.0f} s, linking process "
+                  f"{time.process_time() - cpu:6.0f} s CPU", flush=True)  # fmt: skip
+
     with ProcessPoolExecutor(max(1, workers), initializer=_init_worker, initargs=(model,)) as pool:
         pending = []
         for task in tasks:
             pending.append(pool.submit(_screen_generated, *task))
             if len(pending) >= 4 * workers:
-                _link(index, pending.pop(0).result())
+                link(pending.pop(0).result())
         for future in pending:
-            _link(index, future.result())
+            link(future.result())
     return time.perf_counter() - t, len(index), len(index.networks())
 
 

@@ -106,11 +106,13 @@ def _screened_batches(
     """Batches of posts, screened by ``workers`` processes ahead of the caller (None: screen in-process).
 
     At most two batches per worker are in flight, so a file of a million posts
-    is never in memory at once.  ``light``: the workers send :data:`Light` results.
+    is never in memory at once.  ``light``: the batches are screened into
+    :data:`Light` results (in this process too, when there are no workers),
+    else screened by the caller in-process, or sent back whole by the workers.
     """
     if workers <= 1:
         for batch in _batches(path, outcome):
-            yield batch, None
+            yield batch, _screen_light(batch) if light else None
         return
     warm_up()  # the model trained or loaded, rules and tables built once here: the workers inherit them
     task = _screen_light if light else _screen_parts
