@@ -176,6 +176,12 @@ def test_link_now_reports_the_run_and_latest_shows_its_counts(world: World) -> N
     assert stored["VL-NONAME"] not in [p for e, p in stored.items() if e != "VL-NONAME"]
     # suspects are still unlinked, and say so
     assert world.api("officer").get("/api/v1/linkage/suspects/runs/latest").status_code == 404
+    report = page.get("/reports?period=2024").text
+    assert "counted as records: person linkage has not yet covered every record" in report
+    assert world.api("officer").post("/api/v1/linkage/suspects/runs").status_code == 201
+    for path in ("/reports?period=2024", "/dashboard?period=2024"):
+        shown = page.get(path).text
+        assert "counted as persons: records that person linkage found to be one person count once" in shown
 
 
 def test_a_failed_run_changes_nothing_and_says_so(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
