@@ -591,8 +591,10 @@ class LinkModel:
                 lv["m"] = CLASH_M if lv["label"] == CLASH_LABEL else m
                 lv["u"] = _sig(_clean_prob(lv["u"], pr["u"], U_FLOOR))
         p = _sig(_clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match))
-        return cls(kind, params, p, trained=True, notes=notes,
-                   term_frequencies=_term_frequencies(pd.concat(feats), settings))
+        # frequencies counted on fewer records than a batch needs for its own
+        # would only make every name look common: none kept then
+        tfs = _term_frequencies(pd.concat(feats), settings) if n >= TF_MIN_RECORDS else {}
+        return cls(kind, params, p, trained=True, notes=notes, term_frequencies=tfs)
 
     def to_json(self) -> str:
         """The parameters, with the Splink settings they make (DuckDB dialect) for reading."""
