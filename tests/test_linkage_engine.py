@@ -263,6 +263,17 @@ def test_small_batch_uses_the_models_name_frequencies(model):
     assert p[("a1", "a2")] < p[("b1", "b2")]
 
 
+def test_training_on_few_records_keeps_a_model_that_fits():
+    """On 200 records an EM step can fail (a level with no pairs); the model then
+    keeps the starting values of what it could not estimate, and still links."""
+    df = synthetic_people(120, seed=7)
+    m = LinkModel.train(df, seed=1)
+    assert set(m.parameters) == set(LinkModel.prior().parameters)
+    m.settings("duckdb")  # fits its own comparisons
+    assert LinkModel.from_json(m.to_json()).parameters == m.parameters
+    assert link(df, model=m).n_persons <= df["record_id"].nunique()
+
+
 def test_training_is_deterministic():
     df = synthetic_people(400, seed=5)
     assert LinkModel.train(df, seed=3).to_json() == LinkModel.train(df, seed=3).to_json()

@@ -585,6 +585,15 @@ class LinkModel:
             trained = linker.misc.save_model_to_json()
         params = _parameters(trained)
         prior_params = model.parameters
+        for name, levels in prior_params.items():
+            # an EM step that failed on small data can leave Splink's saved
+            # model without a comparison (or with other levels): keep the
+            # starting values of that comparison rather than a model that
+            # does not fit its own settings
+            if len(params.get(name, ())) != len(levels):
+                params[name] = [dict(lv) for lv in levels]
+                notes.append(f"starting values kept for {name!r}")
+        params = {name: params[name] for name in prior_params}
         for name, levels in params.items():
             for lv, pr in zip(levels, prior_params[name], strict=True):
                 m = _sig(_clean_prob(lv["m"], pr["m"], M_FLOOR))
