@@ -321,6 +321,7 @@ _CROSS_SCRIPT = "(fam_raw_l IS NULL OR fam_raw_r IS NULL) AND (fam_km_l IS NULL 
 GIVEN_CLOSE_JW = 0.88
 CLASH_LABEL = "different given names (never the same person)"
 CLASH_M = 1e-12  # about -40 bits: outweighs every agreement a pair can have
+CLASH_EM_START = 0.02
 FAMILY_CLOSE_JW = 0.9
 
 
@@ -560,6 +561,12 @@ class LinkModel:
         model = cls.prior(kind)
         settings = model.settings(engine)
         settings["link_type"] = link_type
+        for comp in settings["comparisons"]:
+            for lv in comp["comparison_levels"]:
+                if lv.get("label_for_charts") == CLASH_LABEL:
+                    # EM starts the twin clash as an ordinary level: from m = 1e-12
+                    # its estimate underflows to 0 and Splink stops the whole step
+                    lv["m_probability"] = CLASH_EM_START
         n = sum(len(f) for f in feats)
         notes: list[str] = []
         with quiet_splink():
@@ -573,33 +580,39 @@ class LinkModel:
                     list(spec.deterministic_rules), recall=spec.deterministic_recall)
             except Exception as exc:  # too few records for the rule: keep the prior
                 notes.append(f"prior match probability kept: {exc}")
+            # the prior is this estimate: EM does not re-estimate it (and an EM
+            # step that fails part-way on small data has been seen to leave 0.44)
+            prior = linker.misc.save_model_to_json().get("probability_two_random_records_match")
             max_pairs = min(2e6, max(1e4, n * (n - 1) / 2))
             linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed,
                                                               min_count_per_level=None, num_chunks=1)
+            # the model after each step that worked: an EM step that fails on
+            # small data (a level with no pairs gets m = 0, which Splink refuses)
+            # can leave Splink's saved model without the comparisons that step
+            # had set aside, so those are taken from the last good snapshot
+            snapshots = [_parameters(linker.misc.save_model_to_json())]
             for rule in spec.em_blocking:
                 try:
                     linker.training.estimate_parameters_using_expectation_maximisation(
                         rule, estimate_without_term_frequencies=True)
                 except Exception as exc:  # no pairs under this blocking on small data
                     notes.append(f"EM on {rule!r} skipped: {exc}")
-            trained = linker.misc.save_model_to_json()
-        params = _parameters(trained)
+                snapshots.append(_parameters(linker.misc.save_model_to_json()))
         prior_params = model.parameters
+        params: dict[str, list[dict[str, Any]]] = {}
         for name, levels in prior_params.items():
-            # an EM step that failed on small data can leave Splink's saved
-            # model without a comparison (or with other levels): keep the
-            # starting values of that comparison rather than a model that
-            # does not fit its own settings
-            if len(params.get(name, ())) != len(levels):
+            fitting = [snap[name] for snap in snapshots if len(snap.get(name, ())) == len(levels)]
+            if fitting:
+                params[name] = fitting[-1]
+            else:  # never estimated in a form that fits: the starting values
                 params[name] = [dict(lv) for lv in levels]
                 notes.append(f"starting values kept for {name!r}")
-        params = {name: params[name] for name in prior_params}
         for name, levels in params.items():
             for lv, pr in zip(levels, prior_params[name], strict=True):
                 m = _sig(_clean_prob(lv["m"], pr["m"], M_FLOOR))
                 lv["m"] = CLASH_M if lv["label"] == CLASH_LABEL else m
                 lv["u"] = _sig(_clean_prob(lv["u"], pr["u"], U_FLOOR))
-        p = _sig(_clean_prob(trained.get("probability_two_random_records_match"), spec.prior_match))
+        p = _sig(_clean_prob(prior, spec.prior_match))
         # frequencies counted on fewer records than a batch needs for its own
         # would only make every name look common: none kept then
         tfs = _term_frequencies(pd.concat(feats), settings) if n >= TF_MIN_RECORDS else {}
