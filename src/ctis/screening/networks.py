@@ -253,7 +253,7 @@ class NetworkIndex:
         self.number: dict[str, int] = {}  # post id -> post number (order of first indexing)
         self._values = np.zeros((1024, NUM_PERM), dtype=np.uint32)
         self._root = np.zeros(1024, dtype=np.int64)
-        self._bands: list[dict[bytes, int | list[int]]] = [{} for _ in range(bands()[0])]
+        self._bands: list[dict[bytes, int | array[int]]] = [{} for _ in range(bands()[0])]
         self.members_of: dict[int, list[int]] = {}  # root -> every post of its component
         self.label: dict[int, str] = {}  # root -> network id
         self.contact_owner: dict[str, int] = {}
@@ -410,7 +410,7 @@ class NetworkIndex:
         of those matches.
         """
         roots = self._root[found]
-        grouped = np.sort((roots << 32) | found)  # by network, then in indexing order
+        grouped = np.sort((roots << 32) | found)  # by network, then in indexing order (< 2**32 posts)
         if len(grouped) > 1:  # without repeats (a post in several of the bands)
             grouped = grouped[np.r_[True, grouped[1:] != grouped[:-1]]]
         candidates, roots = grouped & 0xFFFFFFFF, grouped >> 32
