@@ -220,6 +220,17 @@ def test_unusable_records_are_listed_not_clustered(model):
     assert r.n_persons == 4
 
 
+def test_an_undated_record_meets_its_name_in_another_province(model):
+    """In a batch under SMALL_BATCH_RECORDS a record without any date is compared
+    with every record of the same name, whatever the province."""
+    df = frame(
+        {"record_id": "a", "name_latin": "Ly Dara", "sex": "female", "province": "KH-1"},
+        {"record_id": "b", "name_khmer": "លី ដារា", "date_of_birth": "1990-01-02", "sex": "female",
+         "province": "KH-9"},
+    )
+    assert link(df, model=model).pairs_scored == 1
+
+
 def test_bad_input_is_refused(model):
     with pytest.raises(ValueError, match="lacks columns"):
         link(pd.DataFrame({"record_id": ["a"]}), model=model)

@@ -158,6 +158,9 @@ class ModelSpec:
     deterministic_rules: tuple[str, ...]
     deterministic_recall: float
     prior_match: float
+    # extra prediction blocking for batches under SMALL_BATCH_RECORDS: rules
+    # whose pairs grow with the square of a common value's records
+    small_batch_blocking: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- CTIS person records
@@ -264,6 +267,7 @@ def prepare_people(df: pd.DataFrame) -> pd.DataFrame:
     base = df.reset_index(drop=True)
     out = pd.concat([_name_features(base), _date_features(base)], axis=1)
     out.insert(0, "unique_id", ids.to_numpy())
+    out["name_nodate"] = out["name_skel"].where(~out["date_usable"], None)
     alt = (out["fam_skel_alt"].fillna("") + " " + out["giv_skel_alt"].fillna("")).str.strip()
     out["name_skel_alt"] = alt.where(alt != "", None)
     fields = pd.DataFrame({
@@ -292,9 +296,11 @@ PEOPLE_BLOCKING = (
     "l.name_skel = r.name_skel AND l.byear_hi = r.byear_lo",
     "l.name_skel = r.name_skel AND l.province = r.province",
     # (a record without any date meets same-named records of its province here;
-    # across provinces such a pair has its name alone, which reached review at
-    # best: dropping those pairs changed no link in the synthetic evaluation,
-    # and pairing every same-named record was quadratic at a million records)
+    # across provinces only in a batch under SMALL_BATCH_RECORDS, see
+    # ModelSpec.small_batch_blocking: such a pair has its name alone, which
+    # reached review at best (no link changed without them in the synthetic
+    # evaluation), and a common name held by a thousand records makes a
+    # million pairs)
     "l.fam_skel = r.fam_skel AND l.dob = r.dob",
     "l.giv_skel = r.giv_skel AND l.dob = r.dob",
     "l.fam_skel = r.fam_skel AND l.dob = r.dob_swap",
@@ -437,6 +443,11 @@ PEOPLE = ModelSpec(
     deterministic_rules=("l.name_skel = r.name_skel AND l.dob = r.dob",),
     deterministic_recall=0.6,
     prior_match=0.0002,
+    small_batch_blocking=(
+        # a record without any date meets every same-named record, in any province
+        "l.name_nodate = r.name_skel",
+        "l.name_skel = r.name_nodate",
+    ),
 )
 SPECS: dict[str, ModelSpec] = {"people": PEOPLE}
 
@@ -653,6 +664,7 @@ class LinkModel:
 # --------------------------------------------------------------------------- scoring and clustering
 
 
+SMALL_BATCH_RECORDS = 200_000
 TF_MIN_RECORDS = 1000  # below this, name frequencies in the batch say nothing about the population
 TF_MIN_COUNT = 2  # values seen once in training are left out of the stored table (no adjustment)
 
@@ -689,6 +701,8 @@ def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str,
     stored = n < TF_MIN_RECORDS and bool(tf_cols) and all(model.term_frequencies.get(c) for c in tf_cols)
     settings = model.settings(engine, term_frequencies=n >= TF_MIN_RECORDS or stored)
     settings["link_type"] = link_type
+    if n < SMALL_BATCH_RECORDS:
+        settings["blocking_rules_to_generate_predictions"] += list(model.spec.small_batch_blocking)
     with quiet_splink():
         from splink import Linker
 
