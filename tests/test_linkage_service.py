@@ -225,6 +225,19 @@ def test_a_run_stores_its_trained_model_and_thresholds(engine: Engine) -> None:
         ls.run_linkage(s, OFFICER, "cases")
 
 
+def test_a_model_of_an_older_format_is_replaced_not_a_crash(engine: Engine) -> None:
+    _people(engine)
+    first = _run(engine)
+    assert first.status == "succeeded" and not first.trained  # 7 records: the starting values
+    with session_scope(engine) as s:
+        stored = s.get(LinkRun, first.id)
+        assert stored is not None
+        stored.model = '{"format": "ctis-linkage/0"}'
+    again = _run(engine, retrain=False)
+    assert again.status == "succeeded", again.error
+    assert again.persons == first.persons
+
+
 def test_only_administrators_and_data_officers_run_and_review(engine: Engine) -> None:
     _three_victims(engine)
     for actor in (ANALYST, VIEWER, INVESTIGATOR):
@@ -392,3 +405,38 @@ def test_ctis_link_reports_persons_and_lists_unlinked_records(sqlite_env: Any) -
     again = runner.invoke(app, ["link", "all", "--incremental"])
     assert again.exit_code == 0 and "saved model" in again.output, again.output
     assert runner.invoke(app, ["link", "cases"]).exit_code == 2
+
+
+def test_an_import_of_victims_is_linked_with_the_saved_model(sqlite_env: Any) -> None:
+    from typer.testing import CliRunner
+
+    from ctis import services
+    from ctis.cli.main import app
+
+    services.init_database()
+    _people(services.engine())
+    runner = CliRunner()
+    header = (
+        "external_id,name_latin,name_khmer,sex,date_of_birth,age,nationality,province,case,agency,phone,"
+        "address,rescue_date,status,country_of_exploitation,exploitation_type,labour_sector,"
+        "means_of_control,recruiter_relation,operations\n"
+    )
+    rows = "p7,Chan Nary,,female,1995-07-21,,KHM,KH-12,,,,,2024-03-01,confirmed,,,,,,\n"
+    csv_file = sqlite_env / "v.csv"
+    csv_file.write_text(header + rows, encoding="utf-8")
+    never = runner.invoke(app, ["import", str(csv_file), "--kind", "victims"])
+    assert never.exit_code == 0 and "were never linked" in never.output, never.output
+    assert _persons(services.engine())["p7"] is None
+
+    assert runner.invoke(app, ["link", "victims"]).exit_code == 0
+    assert _persons(services.engine())["p7"] is not None
+    csv_file.write_text(header + rows.replace("p7", "p8"), encoding="utf-8")
+    imported = runner.invoke(app, ["import", str(csv_file), "--kind", "victims"])
+    assert imported.exit_code == 0, imported.output
+    assert "Linked victims with the saved model" in imported.output
+    persons = _persons(services.engine())
+    assert persons["p8"] is not None and persons["p8"] == persons["p7"]  # the same record twice
+    skipped = runner.invoke(
+        app, ["import", str(csv_file), "--kind", "victims", "--no-link"]
+    )
+    assert skipped.exit_code == 0 and "Linked" not in skipped.output

@@ -278,8 +278,16 @@ def template(
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8) or XLSX file.")],
     kind: Annotated[str, typer.Option(help="Record kind: " + ", ".join(KINDS))],
+    link: Annotated[
+        bool, typer.Option(help="After importing victims or suspects, link them with the saved model.")
+    ] = True,
 ) -> None:
-    """Validate every row, then import all of them in one transaction, or none."""
+    """Validate every row, then import all of them in one transaction, or none.
+
+    Imported victims and suspects are then linked incrementally (the latest run's model, every review
+    decision honoured) when they have been linked before, so that reports keep counting persons.  A
+    failed linkage leaves the import in place and the earlier person identities unchanged.
+    """
     check_kind(kind)
     services.init_database()
     try:
@@ -300,6 +308,31 @@ def import_(
     console.print(
         f"Imported {result.rows} {kind} rows: {result.created} created, "
         f"{result.updated} updated, {result.unchanged} unchanged."
+    )
+    if link and kind in ("victims", "suspects") and (result.created or result.updated):
+        _link_after_import(kind)
+
+
+def _link_after_import(kind: str) -> None:
+    from ctis.exports.command import cli_actor
+    from ctis.linkage.service import latest_run, run_linkage
+    from ctis.storage.db import session_scope
+
+    eng = services.engine()
+    with session_scope(eng) as session:
+        if latest_run(session, kind) is None:
+            console.print(f"[dim]{kind} were never linked: `ctis link {kind}` counts persons.[/dim]")
+            return
+        run = run_linkage(session, cli_actor(eng, None, f"cli:{getpass.getuser()}"), kind, retrain=False)
+    if run.status != "succeeded":
+        err.print(
+            f"[yellow]warning:[/yellow] the import stands, but linking {kind} failed (identities "
+            f"unchanged; run `ctis link {kind}`): {run.error}"
+        )
+        return
+    console.print(
+        f"Linked {kind} with the saved model: {run.records:,} records are {run.persons:,} persons, "
+        f"{run.review_pairs:,} pairs to review ({run.seconds:.1f} s)."
     )
 
 

@@ -799,12 +799,17 @@ def _pair_key(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
+#: Fewer usable records than this are linked with :meth:`LinkModel.prior` instead of a model trained on them.
+MIN_TRAIN_RECORDS = 200
+
+
 def link(df: pd.DataFrame, *, model: LinkModel | None = None, engine: str = "duckdb",
          match_threshold: float = 0.95, review_threshold: float = 0.5,
          decisions: Iterable[Decision] = ()) -> LinkResult:
     """Link person records: which records are the same person.
 
-    ``model`` None trains one on ``df`` (see :meth:`LinkModel.train`). Pairs with
+    ``model`` None trains one on ``df`` (see :meth:`LinkModel.train`), or takes the
+    starting values when ``df`` has fewer than ``MIN_TRAIN_RECORDS`` usable records. Pairs with
     a match probability at or above ``match_threshold`` link, those in
     [``review_threshold``, ``match_threshold``) are listed for review unless
     decided; confirmed decisions force a link, rejected ones forbid it even
@@ -821,7 +826,10 @@ def link(df: pd.DataFrame, *, model: LinkModel | None = None, engine: str = "duc
     feats = feats[usable]
     ids = feats["unique_id"].tolist()
     if model is None:
-        model = LinkModel.train(df, engine=engine)
+        # EM on a handful of records learns the batch, not people: in eight records that all share
+        # province, sex and nationality those fields look worthless and two identical records score
+        # below 0.9.  Under MIN_TRAIN_RECORDS the starting values link better than any estimate.
+        model = LinkModel.train(df, engine=engine) if len(feats) >= MIN_TRAIN_RECORDS else LinkModel.prior()
     elif model.kind != "people":
         raise ValueError(f"a {model.kind!r} model cannot link person records")
     if len(feats) >= 2:

@@ -252,7 +252,10 @@ def run_linkage(
     previous = latest_run(session, kind)
     model: LinkModel | None = None
     if not retrain and previous is not None and previous.model:
-        model = LinkModel.from_json(previous.model)
+        try:
+            model = LinkModel.from_json(previous.model)
+        except ValueError:  # saved by an earlier model format: this run trains a new one
+            model = None
     run = LinkRun(
         kind=kind, status="failed", engine=engine, trained=model is None, model=None,
         match_threshold=match_threshold, review_threshold=review_threshold, records=len(frame),
@@ -279,6 +282,8 @@ def run_linkage(
     person_of = _persons(result, fields)
     run.status = "succeeded"
     run.model = result.model.to_json()
+    # a batch too small to train on is linked with the starting values: not a trained model
+    run.trained = model is None and result.model.trained
     run.persons = len(set(person_of.values()))
     sizes: dict[int, int] = {}
     for p in person_of.values():
