@@ -405,3 +405,13 @@ def test_pages_refer_form_leads_on_the_case_and_matches_masked(
     assert vera.get("/screening/networks/NW-1").status_code == 403
     khmer = http_client(live.url, cookies={**dict(ana.cookies), "ctis_lang": "km"})
     assert "ការប្រកាសដែលត្រូវបានសម្គាល់" in khmer.get("/screening").text
+
+
+def test_a_post_is_referred_only_with_a_lead(engine: Engine, world: dict[str, Any]) -> None:
+    from ctis.screening import service as screening_service
+
+    with Session(engine) as s, pytest.raises(Invalid, match="becomes referred by referring it"):
+        screening_service.set_status(s, ANALYST, "p1", "referred")
+    with Session(engine) as s, s.begin():
+        assert screening_service.set_status(s, ANALYST, "p1", "watch")["status"] == "watch"
+        assert s.get(ScreenedPost, "p1").status == "watch"  # type: ignore[union-attr]

@@ -30,14 +30,13 @@ from sqlalchemy.orm import Session
 
 from ctis import records
 from ctis.records import Invalid, NotFound
+from ctis.screening.service import DECISIONS
 from ctis.security import audit
 from ctis.security.permissions import Actor, Permission, authorize, can
 from ctis.storage.models import Case, ScreenedPost, ScreeningContact, ScreeningLead, ScreeningNetwork
 from ctis.storage.repository import bump_data_version
 
 SUBJECTS = ("post", "network")
-#: Statuses an analyst sets directly; ``referred`` comes only with a lead.
-DECISIONS = ("new", "benign", "watch")
 MAX_NOTE = 2000
 #: Contact points kept with a lead (a network of thousands of posts keeps its most used ones).
 MAX_LEAD_CONTACTS = 200

@@ -36,6 +36,8 @@ from ctis.storage.models import ScreenedPost, ScreeningContact, ScreeningNetwork
 from ctis.storage.repository import bump_data_version
 
 STATUSES = ("new", "benign", "watch", "referred")
+#: The statuses an analyst sets directly; ``referred`` comes with a lead (``ctis.screening.leads``).
+DECISIONS = ("new", "benign", "watch")
 #: Members whose text a network's template is drawn from (the newest ones).
 TEMPLATE_SAMPLE = 50
 
@@ -322,10 +324,15 @@ def list_posts(
 
 
 def set_status(session: Session, actor: Actor, post_id: str, status: str) -> dict[str, Any]:
-    """An analyst's decision on a post: benign, watch, or referred (audited)."""
+    """An analyst's decision on a post: new, benign or watch (audited).
+
+    ``referred`` is not set here: it comes only with a lead linked to a case
+    (:func:`ctis.screening.leads.refer`), so no post reads as referred with nothing behind it.
+    """
     authorize(actor, Permission.SCREENING_WRITE)
-    if status not in STATUSES:
-        raise Invalid({"status": f"must be one of {', '.join(STATUSES)}"})
+    if status not in DECISIONS:
+        allowed = ", ".join(DECISIONS)
+        raise Invalid({"status": f"must be one of {allowed}; a post becomes referred by referring it"})
     row = session.get(ScreenedPost, post_id)
     if row is None:
         raise NotFound(f"no screened post {post_id!r}")

@@ -197,7 +197,7 @@ def get_post(who: ApiIdentity, db: DB, post_id: PostId) -> PostOut:
 
 @api.put("/posts/{post_id}/status", responses=ERRORS, operation_id="set_post_status")
 def set_post_status(who: ApiIdentity, db: DB, post_id: PostId, body: StatusIn) -> PostOut:
-    """An analyst's decision: new, benign, watch or referred."""
+    """An analyst's decision: new, benign or watch (a post becomes referred by referring it)."""
     return PostOut(**service.set_status(db, who.actor, post_id, body.status))
 
 
@@ -401,7 +401,7 @@ def post_page(request: Request, db: DB, who: PageIdentity, post_id: PostId) -> H
     post = service.get_post(db, who.actor, post_id)
     text = f"{post['title']}\n{post['text']}" if post["title"] else post["text"]
     pieces = highlighted(text, post["indicators"])
-    return render(request, "screening_post.html", who, post=post, pieces=pieces, statuses=service.STATUSES,
+    return render(request, "screening_post.html", who, post=post, pieces=pieces, statuses=service.DECISIONS,
                   labels=LABELS, leads=leads.leads_of(db, who.actor, "post", post["id"]),
                   **_refer_context(who))  # fmt: skip
 
