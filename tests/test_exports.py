@@ -266,6 +266,24 @@ def test_exact_ctdc_file_says_so(engine: Engine, tmp_path: Path) -> None:
     assert protected.rows == [] and protected.dropped == 1  # one victim alone can never be k-anonymous
 
 
+def test_ctdc_has_one_row_per_person_from_the_period(engine: Engine) -> None:
+    f = Fixture()
+    f.victim("2023-06-01", external_id="V-2023", exploitation_type="forced_labour")
+    f.victim("2024-02-01", external_id="V-2024", exploitation_type="sexual_exploitation")
+    f.victim("2024-03-01", external_id="V-2024B", exploitation_type="sexual_exploitation")
+    f.save(engine)
+    with Session(engine) as session, session.begin():
+        ids = dict(session.execute(select(Victim.external_id, Victim.id)).all())
+        # linkage found all three to be one person, represented by the 2023 record (the smallest id)
+        for ext in ids:
+            session.get(Victim, ids[ext]).person_id = ids["V-2023"]  # type: ignore[union-attr]
+    with Session(engine) as session:
+        rows = export_ctdc(session, SYSTEM, parse_period("2024"), exact=True).rows
+        session.rollback()
+    assert len(rows) == 1  # one person
+    assert rows[0]["yearOfRegistration"] == 2024  # not the 2023 record that represents the person
+
+
 @pytest.fixture
 def cli_db(sqlite_env: Path) -> Path:
     from ctis import accounts, services

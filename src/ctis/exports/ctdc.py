@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 import pycountry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ctis.domain.ages import age_band
@@ -213,7 +213,10 @@ def export_ctdc(
     if k < 2:
         raise ValueError(f"k must be 2 or more (got {k}); k = 1 protects nobody")
     facts = METRICS["victims_rescued"].facts(period)
-    ids = select(facts.record_id).select_from(facts.from_).where(*facts.where)
+    # One row per person (the registry's counting rule): the person's first record rescued in the
+    # period — not ``facts.record_id``, the person's representative record, which may lie outside it.
+    row_id = facts.row_id if facts.row_id is not None else facts.record_id
+    ids = select(func.min(row_id)).select_from(facts.from_).where(*facts.where).group_by(facts.record_id)
     V = Victim.__table__.c
     query = select(
         V.id, V.sex, V.age_at_rescue, V.nationality, V.country_of_exploitation, V.exploitation_type,
