@@ -144,3 +144,13 @@ def test_every_kind_has_a_template_with_external_id_first() -> None:
             "province", "exploitation_type", "rescue_date"} <= set(columns("victims"))  # fmt: skip
     assert {"external_id", "name_latin", "sex", "date_of_birth", "nationality", "province",
             "arrest_date"} <= set(columns("suspects"))  # fmt: skip
+
+
+def test_country_names_in_khmer_come_from_the_iso_3166_translations() -> None:
+    from ctis.domain.values import country_label
+
+    assert country_label("THA") == "Thailand"
+    assert country_label("THA", "km") == "ថៃ"
+    assert country_label("KHM", "km") == "កម្ពុជា"
+    assert country_label("VNM", "km") == "វៀតណាម"
+    assert country_label("XXX", "km") == "XXX" and country_label(None, "km") == "—"

@@ -171,3 +171,13 @@ def test_bad_input_gets_a_4xx_with_a_message(
     r = getattr(client, method)(path, **kwargs)
     assert r.status_code == status, r.text[:300]
     assert r.json()["detail"]
+
+
+def test_the_khmer_dashboard_names_countries_in_khmer(live_server: LiveServer) -> None:
+    client = sign_in(live_server.url, "analyst")
+    client.cookies.set("ctis_lang", "en", domain="127.0.0.1")
+    english = client.get("/dashboard?period=2024").text
+    client.cookies.set("ctis_lang", "km", domain="127.0.0.1")
+    khmer = client.get("/dashboard?period=2024").text
+    assert "Thailand" in english and "ថៃ" not in english
+    assert "ថៃ" in khmer and "Thailand" not in khmer

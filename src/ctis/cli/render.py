@@ -21,7 +21,7 @@ def value_label(dimension: str, code: str, agencies: dict[str, str], lang: str =
     if dimension == "agency":
         return agencies.get(code, code)
     if dimension == "nationality":
-        return f"{country_label(code)} ({code})"
+        return f"{country_label(code, lang)} ({code})"
     if dimension == "age_band":
         return code
     return value_set(dimension).label(code, lang)

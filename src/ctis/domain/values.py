@@ -9,6 +9,7 @@ returns the canonical code: storage never holds a free-text variant.
 from __future__ import annotations
 
 import csv
+import gettext
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -119,8 +120,20 @@ def parse_country(raw: str) -> str:
 
 
 def country_label(code: str | None, lang: str = "en") -> str:
-    """English name of a country; Khmer names are added by the web front end's catalogue."""
+    """A country's name in English, or in Khmer from the ISO 3166 translations pycountry ships.
+
+    The iso-codes project keeps those translations with the standard itself, so they follow renamed
+    countries without anyone here maintaining a list; a name with no Khmer entry stays English.
+    """
     if code is None:
         return "—"
     country = pycountry.countries.get(alpha_3=code)
-    return str(country.name) if country else code
+    if country is None:
+        return code
+    name = str(country.name)
+    return _iso3166_catalogue(lang).gettext(name) if lang != "en" else name
+
+
+@cache
+def _iso3166_catalogue(lang: str) -> gettext.NullTranslations:
+    return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
