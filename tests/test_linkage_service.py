@@ -24,7 +24,7 @@ from ctis.metrics import compute_report, drill_down
 from ctis.records import Invalid, NotFound, save_record
 from ctis.security.permissions import SYSTEM, Actor, Forbidden
 from ctis.storage.db import session_scope
-from ctis.storage.models import AuditEntry, LinkDecision, LinkRun, Suspect, Victim
+from ctis.storage.models import Agency, AuditEntry, LinkDecision, LinkRun, Suspect, Victim
 from tests.factories import Fixture
 
 OFFICER = Actor(id=1, username="officer-t", role="data_officer", agency_id=None, scope="all")
@@ -147,6 +147,26 @@ def test_linked_records_in_a_period_count_once_in_totals_and_in_each_breakdown_c
     assert [r.external_id for r in rows] == ["v1", "v3"]
     assert [ext for _, ext in rows[0].records] == ["v1", "v2"]
     assert len(minors) == 1
+
+
+def test_publication_tables_count_each_person_in_one_cell(engine: Engine) -> None:
+    """A person whose records disagree falls in one cell of a published table, so tables add up."""
+    from ctis.metrics.report import cross_tab
+
+    _three_victims(engine)
+    _run(engine, linker=StandIn())
+    period = parse_period("2024-H1")
+    with Session(engine) as s:
+        agencies = dict(s.execute(select(Agency.external_id, Agency.id)).all())
+        by_agency = cross_tab(s, period, "victims_rescued", ["agency"])
+        by_agency_and_province = cross_tab(s, period, "victims_rescued", ["agency", "province"])
+        report = compute_report(s, period, ["victims_rescued"], ["agency"])
+    # the breakdown report shows the person under both agencies; the table counts them once,
+    # under the agency of their first record (the police's v1)
+    assert sum(report.by["agency"]["victims_rescued"].values()) == 3
+    assert by_agency == {(str(agencies["AG-POL"]),): 2}
+    assert sum(by_agency.values()) == report.metrics["victims_rescued"] == 2
+    assert sum(by_agency_and_province.values()) == 2
 
 
 def test_unlinked_and_new_records_count_as_their_own_person(engine: Engine) -> None:

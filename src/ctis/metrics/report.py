@@ -147,6 +147,14 @@ def cross_tab(
     "unknown" are one cell, as in :func:`compute_report`.  For a metric with
     ``fan_out`` a record falls in one cell per combination it has (a case with
     operations in two provinces), exactly as the one-dimensional breakdowns count it.
+
+    People (victims, suspects) are counted as persons, and a person whose linked
+    records disagree (one agency wrote "female", another "unknown") would fall in
+    two cells: the table would no longer add up to its total, and one person
+    would change two cells of a published table, twice the sensitivity the
+    release gate's noise is scaled for.  So each person contributes through one
+    record only, their first in the period (the smallest record id), as the
+    CTDC export does.  Where a person's records agree, this is the breakdown.
     """
     metric = get_metric(metric_key)
     facts = metric.facts(period)
@@ -156,7 +164,13 @@ def cross_tab(
         raise ValueError(f"{metric_key} has no breakdown by {missing[0]!r}")
     columns = [facts.dimensions[d] for d in dims]
     from_, count = _shape(facts, *columns)
-    query = select(*columns, count).select_from(from_).where(*facts.where).group_by(*columns)
+    where = list(facts.where)
+    if facts.row_id is not None:  # people: one record per person (contribution bounding)
+        first = (
+            select(func.min(facts.row_id)).select_from(facts.from_).where(*facts.where).group_by(facts.record_id)
+        )
+        where.append(facts.row_id.in_(first))
+    query = select(*columns, count).select_from(from_).where(*where).group_by(*columns)
     cells: dict[tuple[str, ...], int] = {}
     for *values, n in session.execute(query).all():
         key = tuple(UNKNOWN if v is None else str(v) for v in values)
