@@ -189,11 +189,11 @@ def evaluate_people(df: pd.DataFrame, label: str) -> tuple[float, float, float, 
     return err, t2 - t0, p, cf
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=100_000, help="records in the scale run (1000000: full)")
     ap.add_argument("--skip-febrl", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not args.skip_febrl:
         run_febrl4()
         run_febrl3()

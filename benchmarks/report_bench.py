@@ -2,16 +2,20 @@
 
 What is measured
 ----------------
-The 2024-H1 report with every metric (12) and every breakdown dimension, as the
-CLI and the exports compute it: ``compute_report(session, 2024-H1, None, all
-dimensions)``, which runs one SQL query per metric total and one per metric and
-dimension (73 queries), each built by SQLAlchemy from the registry's facts.
+The 2024-H1 report with the twelve metrics of the original report and its seven
+breakdown dimensions, as the CLI and the exports compute it:
+``compute_report(session, 2024-H1, metrics, dimensions)``, which runs one SQL
+query per metric total and one per metric and dimension (73 queries), each
+built by SQLAlchemy from the registry's facts.  People are counted as persons
+(``COUNT(DISTINCT COALESCE(person_id, id))``); 5 % of the generated victim and
+suspect records are linked to an earlier record, as ``ctis link`` would leave them.
 
 It is timed against
 
 (a) the same figures from SQL written by hand, as an analyst would write it
-    (``SELECT sex, COUNT(*) FROM victims WHERE rescue_date BETWEEN ... GROUP BY
-    1``), executed through the same engine with ``text()``; and
+    (``SELECT sex, COUNT(DISTINCT COALESCE(person_id, id)) FROM victims WHERE
+    rescue_date BETWEEN ... GROUP BY 1``), executed through the same engine
+    with ``text()``; and
 (b) the same hand-written SQL in DuckDB over a copy of the same data, as a
     yardstick of what a columnar engine does with the same work.
 
@@ -76,7 +80,6 @@ from sqlalchemy.orm import Session
 
 from ctis.domain.periods import parse_period
 from ctis.metrics import METRICS, compute_report
-from ctis.metrics.registry import DIMENSIONS
 from ctis.metrics.report import breakdown_query, total_query
 from ctis.storage.db import make_engine, migrate
 from ctis.storage.models import Base
@@ -175,6 +178,21 @@ def _ages(rng: random.Random, n: int, low: int, high: int, minor_share: float) -
     return rng.choices(values, weights=weights, k=n)
 
 
+def _person_ids(rng: random.Random, n: int, share: float = 0.05) -> list[int | None]:
+    """Person linkage's output: ``share`` of the records are a second record of an earlier one.
+
+    A linked record and the one it joins both get the person's id (the smallest record id among
+    them), as ``ctis link`` writes it; records never linked keep NULL and count as their own person.
+    """
+    person: list[int | None] = [None] * (n + 1)
+    for i in range(2, n + 1):
+        if rng.random() < share:
+            j = rng.randrange(max(1, i - 1000), i)
+            rep = person[j] or j
+            person[j] = person[i] = rep
+    return person[1:]
+
+
 def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[TableData]:
     """All tables, in foreign-key order, as rows of plain values (dates as ISO text)."""
     rng = random.Random(seed)
@@ -242,8 +260,8 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
         )
     ]
     suspects = [
-        (*rec, sex, age, nat, prov, None if d is None else DAYS[d], case, ag)
-        for rec, sex, age, nat, prov, d, case, ag in zip(
+        (*rec, sex, age, nat, prov, None if d is None else DAYS[d], case, ag, person)
+        for rec, sex, age, nat, prov, d, case, ag, person in zip(
             _record("SU", suspect_ids),
             rng.choices(SEXES, weights=(35, 65), k=n_suspects),
             _ages(rng, n_suspects, 15, 70, 0.03),
@@ -252,6 +270,7 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
             arrest,
             s_case,
             _agency_ids(rng, n_suspects, 0.03),
+            _person_ids(rng, n_suspects),
             strict=True,
         )
     ]
@@ -261,7 +280,7 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
             (
                 *RECORD_COLUMNS,
                 *("sex", "age_at_arrest", "nationality", "province", "arrest_date"),
-                *("case_id", "agency_id"),
+                *("case_id", "agency_id", "person_id"),
             ),
             suspects,
         )
@@ -275,8 +294,8 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
         for c, r in zip(rng.choices(case_ids, k=n_victims), (rng.random() for _ in victim_ids), strict=False)
     ]
     victims = [
-        (*rec, sex, age, nat, expl, DAYS[d], "confirmed", prov, case, ag)
-        for rec, sex, age, nat, expl, d, prov, case, ag in zip(
+        (*rec, sex, age, nat, expl, DAYS[d], "confirmed", prov, case, ag, person)
+        for rec, sex, age, nat, expl, d, prov, case, ag, person in zip(
             _record("VI", victim_ids),
             rng.choices(SEXES, weights=(62, 38), k=n_victims),
             _ages(rng, n_victims, 3, 65, 0.35),
@@ -286,6 +305,7 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
             _provinces(rng, n_victims, 0.02),
             v_case,
             _agency_ids(rng, n_victims, 0.03),
+            _person_ids(rng, n_victims),
             strict=True,
         )
     ]
@@ -295,7 +315,7 @@ def generate(n_victims: int, n_suspects: int, n_cases: int, seed: int) -> list[T
             (
                 *RECORD_COLUMNS,
                 *("sex", "age_at_rescue", "nationality", "exploitation_type", "rescue_date"),
-                *("status", "province", "case_id", "agency_id"),
+                *("status", "province", "case_id", "agency_id", "person_id"),
             ),
             victims,
         )
@@ -526,59 +546,63 @@ class HandMetric:
     by: dict[str, str]
 
 
+#: People are counted as persons: a record never linked is its own person (docs/metrics.md).
+PERSONS = "COUNT(DISTINCT COALESCE(person_id, id))"
+
+
 def _victims_rescued(extra: str = "") -> HandMetric:
     where = f"FROM victims WHERE rescue_date {H1}{extra}"
+    n = PERSONS
     return HandMetric(
-        total=f"SELECT COUNT(*) {where}",
+        total=f"SELECT {n} {where}",
         by={
-            "sex": f"SELECT sex, COUNT(*) {where} GROUP BY sex",
-            "age_band": f"SELECT {age_band('age_at_rescue')}, COUNT(*) {where} GROUP BY 1",
-            "nationality": f"SELECT nationality, COUNT(*) {where} GROUP BY nationality",
-            "province": f"SELECT province, COUNT(*) {where} GROUP BY province",
-            "exploitation_type": (f"SELECT exploitation_type, COUNT(*) {where} GROUP BY exploitation_type"),
-            "agency": f"SELECT agency_id, COUNT(*) {where} GROUP BY agency_id",
+            "sex": f"SELECT sex, {n} {where} GROUP BY sex",
+            "age_band": f"SELECT {age_band('age_at_rescue')}, {n} {where} GROUP BY 1",
+            "nationality": f"SELECT nationality, {n} {where} GROUP BY nationality",
+            "province": f"SELECT province, {n} {where} GROUP BY province",
+            "exploitation_type": (f"SELECT exploitation_type, {n} {where} GROUP BY exploitation_type"),
+            "agency": f"SELECT agency_id, {n} {where} GROUP BY agency_id",
         },
     )
 
 
 def _victims_via(table: str, date_col: str, agency_col: str, extra: str) -> HandMetric:
     """Victims counted once through a child table (assistance, referrals)."""
-    alone = f"FROM {table} x WHERE x.{date_col} {H1}{extra}"
     joined = f"FROM {table} x JOIN victims v ON v.id = x.victim_id WHERE x.{date_col} {H1}{extra}"
-    n = "COUNT(DISTINCT v.id)"
+    n = "COUNT(DISTINCT COALESCE(v.person_id, v.id))"
     return HandMetric(
-        total=f"SELECT COUNT(DISTINCT x.victim_id) {alone}",
+        total=f"SELECT {n} {joined}",
         by={
             "sex": f"SELECT v.sex, {n} {joined} GROUP BY v.sex",
             "age_band": f"SELECT {age_band('v.age_at_rescue')}, {n} {joined} GROUP BY 1",
             "nationality": f"SELECT v.nationality, {n} {joined} GROUP BY v.nationality",
             "province": f"SELECT v.province, {n} {joined} GROUP BY v.province",
             "exploitation_type": (f"SELECT v.exploitation_type, {n} {joined} GROUP BY v.exploitation_type"),
-            "agency": (f"SELECT x.{agency_col}, COUNT(DISTINCT x.victim_id) {alone} GROUP BY x.{agency_col}"),
+            "agency": f"SELECT x.{agency_col}, {n} {joined} GROUP BY x.{agency_col}",
         },
     )
 
 
 def _suspects_arrested(extra: str = "") -> HandMetric:
     where = f"FROM suspects WHERE arrest_date {H1}{extra}"
+    n = PERSONS
     return HandMetric(
-        total=f"SELECT COUNT(*) {where}",
+        total=f"SELECT {n} {where}",
         by={
-            "sex": f"SELECT sex, COUNT(*) {where} GROUP BY sex",
-            "age_band": f"SELECT {age_band('age_at_arrest')}, COUNT(*) {where} GROUP BY 1",
-            "nationality": f"SELECT nationality, COUNT(*) {where} GROUP BY nationality",
-            "province": f"SELECT province, COUNT(*) {where} GROUP BY province",
-            "agency": f"SELECT agency_id, COUNT(*) {where} GROUP BY agency_id",
+            "sex": f"SELECT sex, {n} {where} GROUP BY sex",
+            "age_band": f"SELECT {age_band('age_at_arrest')}, {n} {where} GROUP BY 1",
+            "nationality": f"SELECT nationality, {n} {where} GROUP BY nationality",
+            "province": f"SELECT province, {n} {where} GROUP BY province",
+            "agency": f"SELECT agency_id, {n} {where} GROUP BY agency_id",
         },
     )
 
 
 def _suspects_prosecuted(condition: str) -> HandMetric:
-    alone = f"FROM prosecutions p WHERE {condition}"
     joined = f"FROM prosecutions p JOIN suspects s ON s.id = p.suspect_id WHERE {condition}"
-    n = "COUNT(DISTINCT s.id)"
+    n = "COUNT(DISTINCT COALESCE(s.person_id, s.id))"
     return HandMetric(
-        total=f"SELECT COUNT(DISTINCT p.suspect_id) {alone}",
+        total=f"SELECT {n} {joined}",
         by={
             "sex": f"SELECT s.sex, {n} {joined} GROUP BY s.sex",
             "age_band": f"SELECT {age_band('s.age_at_arrest')}, {n} {joined} GROUP BY 1",
@@ -644,12 +668,21 @@ class Figures:
 Execute = Callable[[str], Sequence[Sequence[Any]]]
 
 
+#: What is timed: the twelve metrics of the original report by its seven dimensions (73 queries).
+#: The registry has grown since (sentences, forms, screened posts); those have no hand-written
+#: counterpart here, so they are left out of both sides.
+BENCH_METRICS = tuple(HAND)
+BENCH_DIMENSIONS = (
+    "sex", "age_band", "nationality", "province", "exploitation_type", "offence_type", "agency",
+)  # fmt: skip
+
+
 def hand_figures(execute: Execute, keys: Sequence[str] | None = None) -> Figures:
     figures = Figures(metrics={})
     for key in keys or list(HAND):
         hand = HAND[key]
         figures.metrics[key] = int(execute(hand.total)[0][0])
-        for dim in DIMENSIONS:
+        for dim in BENCH_DIMENSIONS:
             if dim not in hand.by:
                 continue
             counts = {
@@ -661,7 +694,7 @@ def hand_figures(execute: Execute, keys: Sequence[str] | None = None) -> Figures
 
 def registry_figures(engine: Engine, keys: Sequence[str] | None = None) -> Figures:
     with Session(engine) as session:
-        report = compute_report(session, PERIOD, keys, list(DIMENSIONS))
+        report = compute_report(session, PERIOD, list(keys or BENCH_METRICS), list(BENCH_DIMENSIONS))
     return Figures(report.metrics, report.by)
 
 
@@ -744,10 +777,11 @@ def time_queries(engine: Engine, repeat: int) -> dict[tuple[str, str], tuple[flo
     """Each registry query against its hand-written counterpart, one by one."""
     out: dict[tuple[str, str], tuple[float, float]] = {}
     with engine.connect() as conn:
-        for key, metric in METRICS.items():
-            facts = metric.facts(PERIOD)
+        for key in BENCH_METRICS:
+            facts = METRICS[key].facts(PERIOD)
             pairs: list[tuple[str, Any, str]] = [("total", total_query(facts), HAND[key].total)]
-            pairs += [(d, breakdown_query(facts, d), HAND[key].by[d]) for d in facts.dimensions]
+            dims = [d for d in facts.dimensions if d in BENCH_DIMENSIONS]
+            pairs += [(d, breakdown_query(facts, d), HAND[key].by[d]) for d in dims]
             for part, query, sql in pairs:
                 (reg, hand), _ = race(
                     [lambda q=query: conn.execute(q).all(), lambda h=sql: conn.execute(text(h)).all()],
@@ -835,8 +869,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = os.environ.get("CTIS_BENCH_POSTGRES_URL", DEFAULT_PG_SERVER)
 
     print(
-        f"CTIS report benchmark: {PERIOD.label} report, {len(METRICS)} metrics, "
-        f"{len(DIMENSIONS)} dimensions; best of {args.repeat} after a warm-up"
+        f"CTIS report benchmark: {PERIOD.label} report, {len(BENCH_METRICS)} metrics, "
+        f"{len(BENCH_DIMENSIONS)} dimensions; best of {args.repeat} after a warm-up"
     )
     with tempfile.TemporaryDirectory(prefix="ctis_bench_") as tmp:
         folder = Path(tmp)

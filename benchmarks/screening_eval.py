@@ -196,14 +196,14 @@ def cluster(screened: list[Screened]) -> tuple[NetworkIndex, float]:
     return index, time.perf_counter() - t
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=20250501)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scale", type=int, default=0, help="also cluster this many posts")
     parser.add_argument("--million", action="store_true", help="also screen and link 1,000,000 posts, timed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     t = time.perf_counter()
     items = corpus.generate(args.posts, args.seed)
