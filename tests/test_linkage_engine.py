@@ -3,6 +3,9 @@ decisions, unlinkable records, model round trip, and Spark giving DuckDB's clust
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -314,6 +317,8 @@ def test_constrained_clusters_drop_the_weaker_link():
 @pytest.fixture(scope="module")
 def spark():
     pytest.importorskip("pyspark")
+    if shutil.which("java") is None and os.environ.get("CTIS_REQUIRE_JAVA") != "1":
+        pytest.skip("pyspark needs a Java runtime (CI installs one)")
     from ctis.linkage.engine import spark_session
 
     session = spark_session()
