@@ -32,6 +32,7 @@ def test_demo_report_and_drill(sqlite_env: Path) -> None:
     assert code == 0 and "Database ready" in out
     code, out, _ = run("demo")
     assert code == 0 and "victims" in out
+    assert "Demo posts screened: 600" in out  # the screening pages have a queue to show
     code, out, _ = run("demo", "--if-empty")
     assert code == 0 and "not added" in out
     code, _out, err = run("demo")
@@ -41,6 +42,8 @@ def test_demo_report_and_drill(sqlite_env: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert data["metrics"]["victims_rescued"] == 290 and data["metrics"]["cases_cracked_down"] == 104
+    code, out, _ = run("report", "--period", "2025-H1", "--metric", "posts_flagged", "--format", "json")
+    assert code == 0 and json.loads(out)["metrics"]["posts_flagged"] > 0
     assert "by" not in data
 
     code, out, _ = run("report", "--period", "2024-H1", "--format", "json", "--by", "sex", "--by", "age_band")

@@ -116,6 +116,13 @@ def demo(
         task = progress.add_task("Writing demo records", total=builder.total)
         counts = build_demo(services.engine(), builder, lambda _k, n: progress.advance(task, n))
     console.print("Demo records: " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+    from ctis.demo.posts import store_demo_posts
+
+    with console.status("Screening demo recruitment posts"):
+        posts = store_demo_posts(services.engine())
+    console.print(
+        f"Demo posts screened: {posts.posts:,}, {posts.flagged:,} flagged in {posts.networks:,} networks"
+    )
     services.create_demo_accounts()
     console.print(f"Demo accounts (one per role) are in {services.demo_accounts_path()}")
 
