@@ -516,11 +516,11 @@ def test_cli_json_lines_and_bad_lines_on_stderr(sqlite_env: Path, model: TextMod
         assert set(r) == {"id", "language", "score", "flagged", "indicators", "entities", "network"}
         assert set(r["entities"]) == {"phones", "handles", "urls", "emails", "salary_usd_month"}
     assert [r["flagged"] for r in lines] == [True, False, True]
-    assert "line 2: not JSON" in " ".join(result.stderr.split())
+    assert "line 2: not JSON" in " ".join(result.stderr.split())  # rich wraps long lines
     again = CliRunner().invoke(app, ["screen", str(path), "--format", "csv", "--no-store"])
     assert again.exit_code == 0 and again.stdout.startswith("id,language,score,flagged")
     missing = CliRunner().invoke(app, ["screen", str(sqlite_env / "none.jsonl")])
-    assert missing.exit_code == 1 and "no such file" in " ".join(missing.stderr.split())  # rich wraps long paths
+    assert missing.exit_code == 1 and "no such file" in " ".join(missing.stderr.split())
 
 
 # -- API ------------------------------------------------------------------------------------------------
