@@ -114,7 +114,7 @@ def _views(session: Session, rows: list[Allegation]) -> list[dict[str, Any]]:
 # -- list and read -----------------------------------------------------------------------------------
 
 
-def list_allegations(session: Session, actor: Actor, q: AllegationQuery) -> Page:
+def list_allegations(session: Session, actor: Actor, q: AllegationQuery) -> Page[dict[str, Any]]:
     authorize(actor, P.ALLEGATIONS_READ)
     if not 1 <= q.per_page <= MAX_PER_PAGE:
         raise Invalid({"per_page": f"must be between 1 and {MAX_PER_PAGE}"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, ColumnElement, Integer, Select, and_, func, or_, select
@@ -93,9 +93,14 @@ class ListQuery:
     per_page: int = 50
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    """One page of a list: record views by default, or whatever a list holds (review pairs)."""
+
+    items: list[T]
     total: int
     page: int
     per_page: int
@@ -180,7 +185,7 @@ def _base_query(actor: Actor, kind: str) -> Select[Any]:
     return query
 
 
-def list_records(session: Session, actor: Actor, kind: str, q: ListQuery) -> Page:
+def list_records(session: Session, actor: Actor, kind: str, q: ListQuery) -> Page[dict[str, Any]]:
     _check_kind(kind)
     authorize(actor, READ[kind])
     if not 1 <= q.per_page <= MAX_PER_PAGE:

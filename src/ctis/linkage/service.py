@@ -45,7 +45,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from ctis.linkage.engine import INPUT_COLUMNS, Decision, LinkModel, LinkResult, link
-from ctis.records import Invalid, NotFound, scope_clause
+from ctis.records import Invalid, NotFound, Page, scope_clause
 from ctis.security import audit
 from ctis.security.crypto import KeyRing, load_key_ring
 from ctis.security.permissions import READ, Actor, Permission, authorize, may_identify
@@ -110,16 +110,8 @@ class ReviewItem:
     right: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ReviewPage:
-    items: list[ReviewItem]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+#: A page of the review queue: the same shape as a page of records.
+ReviewPage = Page[ReviewItem]
 
 
 @dataclass
