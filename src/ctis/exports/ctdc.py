@@ -24,13 +24,14 @@ from importlib import resources
 from typing import Any
 
 import pycountry
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ctis.domain.ages import age_band
 from ctis.domain.periods import Period
 from ctis.exports.mapping import Unmapped, UnmappedLog, ctdc_codes
 from ctis.metrics.registry import METRICS
+from ctis.metrics.report import first_records
 from ctis.publication.releases import lock_releases, store_release
 from ctis.security import audit
 from ctis.security.permissions import Actor, Permission, authorize
@@ -215,8 +216,7 @@ def export_ctdc(
     facts = METRICS["victims_rescued"].facts(period)
     # One row per person (the registry's counting rule): the person's first record rescued in the
     # period — not ``facts.record_id``, the person's representative record, which may lie outside it.
-    row_id = facts.row_id if facts.row_id is not None else facts.record_id
-    ids = select(func.min(row_id)).select_from(facts.from_).where(*facts.where).group_by(facts.record_id)
+    ids = first_records(facts)
     V = Victim.__table__.c
     query = select(
         V.id, V.sex, V.age_at_rescue, V.nationality, V.country_of_exploitation, V.exploitation_type,

@@ -134,11 +134,6 @@ class Facts:
     #: True when the FROM clause can hold a counted record more than once
     #: (joins to operations, assistance, referrals): then COUNT(DISTINCT).
     fan_out: bool = False
-    #: For metrics over a child table joined to its person (assistance → victims):
-    #: the child table and its person-id column.  A query that needs no column of
-    #: the person table (a total, a breakdown by the child's agency) counts the
-    #: distinct person ids on the child table alone and skips the join.
-    narrow: tuple[FromClause, ColumnElement[int]] | None = None
     #: For people: the counted record's own id (``record_id`` is its person's);
     #: its presence makes every count COUNT(DISTINCT record_id).
     row_id: ColumnElement[int] | None = None
@@ -185,8 +180,8 @@ A, R, P = Assistance.__table__.c, Referral.__table__.c, Prosecution.__table__.c
 
 #: The person a victim or suspect record belongs to (see the counting rules above).
 #: People facts count it with COUNT(DISTINCT), since one person may have several
-#: records; they have no ``narrow`` shape, since the child table's person column
-#: (``assistance.victim_id``) names a record, not a person.  ``fan_out`` keeps its
+#: records; a count through a child table always joins the person table, since the
+#: child's column (``assistance.victim_id``) names a record, not a person.  ``fan_out`` keeps its
 #: meaning for publication (a record in several cells of one breakdown); linked
 #: records of one person normally agree on the published breakdowns.
 VICTIM_PERSON = func.coalesce(V.person_id, V.id)

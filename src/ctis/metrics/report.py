@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Select, distinct, exists, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.util import find_tables
 
 from ctis.domain.periods import Period
 from ctis.metrics.registry import DIMENSIONS, METRICS, Facts, Metric, get_metric
@@ -51,32 +50,29 @@ class Report:
         return out
 
 
-def _shape(facts: Facts, *needed: Any) -> tuple[Any, Any]:
-    """(FROM clause, COUNT expression) for a query that uses the ``needed`` columns.
+def _count(facts: Facts) -> Any:
+    """The COUNT expression of a metric: ``COUNT(*)`` when each row is one record (its id is the
+    non-null primary key), ``COUNT(DISTINCT …)`` when a record can appear in several rows (fan-out
+    joins) or several records are one person."""
+    if facts.fan_out or facts.row_id is not None:
+        return func.count(distinct(facts.record_id))
+    return func.count()
 
-    The counts are those of the metric's definition in every case; the shape is
-    the cheapest one that gives them: ``COUNT(*)`` when each row is one record
-    (its id is the non-null primary key), and no join to the person table when
-    the query reads no column of it (the child's person id is a non-null foreign key).
-    """
-    if facts.narrow is not None:
-        table, person_id = facts.narrow
-        if all(t is table for expr in (*facts.where, *needed) for t in find_tables(expr, check_columns=True)):
-            return table, func.count(distinct(person_id))
-    if facts.fan_out or facts.row_id is not None:  # people: records of one person count once
-        return facts.from_, func.count(distinct(facts.record_id))
-    return facts.from_, func.count()
+
+def first_records(facts: Facts) -> Select[Any]:
+    """The id of each counted person's first record in the facts (the smallest record id), one row
+    per person: where a person must stand for one record (published tables, CTDC rows)."""
+    row_id = facts.row_id if facts.row_id is not None else facts.record_id
+    return select(func.min(row_id)).select_from(facts.from_).where(*facts.where).group_by(facts.record_id)
 
 
 def total_query(facts: Facts) -> Select[Any]:
-    from_, count = _shape(facts)
-    return select(count).select_from(from_).where(*facts.where)
+    return select(_count(facts)).select_from(facts.from_).where(*facts.where)
 
 
 def breakdown_query(facts: Facts, dimension: str) -> Select[Any]:
     column = facts.dimensions[dimension]
-    from_, count = _shape(facts, column)
-    return select(column, count).select_from(from_).where(*facts.where).group_by(column)
+    return select(column, _count(facts)).select_from(facts.from_).where(*facts.where).group_by(column)
 
 
 def check_dimensions(dimensions: Iterable[str]) -> list[str]:
@@ -163,14 +159,10 @@ def cross_tab(
     if missing:
         raise ValueError(f"{metric_key} has no breakdown by {missing[0]!r}")
     columns = [facts.dimensions[d] for d in dims]
-    from_, count = _shape(facts, *columns)
     where = list(facts.where)
     if facts.row_id is not None:  # people: one record per person (contribution bounding)
-        first = (
-            select(func.min(facts.row_id)).select_from(facts.from_).where(*facts.where).group_by(facts.record_id)
-        )
-        where.append(facts.row_id.in_(first))
-    query = select(*columns, count).select_from(from_).where(*where).group_by(*columns)
+        where.append(facts.row_id.in_(first_records(facts)))
+    query = select(*columns, _count(facts)).select_from(facts.from_).where(*where).group_by(*columns)
     cells: dict[tuple[str, ...], int] = {}
     for *values, n in session.execute(query).all():
         key = tuple(UNKNOWN if v is None else str(v) for v in values)
