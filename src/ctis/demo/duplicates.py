@@ -23,6 +23,7 @@ record, so the rest of the demo is the same with or without them.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -154,27 +155,25 @@ def add_duplicates(builder: DemoBuilder, seed: int) -> None:
         period = parse_period(half)
         in_half = [v for v in victims if period.start <= v.rescue_date <= period.end]
         rng.shuffle(in_half)
-        made = 0
-        for original in in_half:
-            if made == EASY_VICTIMS_PER_HALF:
-                break
-            made += _second_victim(builder, rng, original, hard=False)
+        _up_to(EASY_VICTIMS_PER_HALF, in_half, lambda v: _second_victim(builder, rng, v, hard=False))
         if half in HARD_HALVES:
-            made = 0
-            for original in reversed(in_half):
-                if made == 3:
-                    break
-                made += _second_victim(builder, rng, original, hard=True)
+            _up_to(3, reversed(in_half), lambda v: _second_victim(builder, rng, v, hard=True))
         if half in UNLINKABLE_HALVES:
             for _ in range(2):
                 _unidentified_victim(builder, rng, period.start + timedelta(days=rng.randrange(period.days)))
         sus_in_half = [s for s in suspects if period.start <= s.arrest_date <= period.end]
         rng.shuffle(sus_in_half)
-        made = 0
-        for original in sus_in_half:
-            if made == EASY_SUSPECTS_PER_HALF:
-                break
-            made += _second_suspect(builder, rng, original)
+        _up_to(EASY_SUSPECTS_PER_HALF, sus_in_half, lambda s: _second_suspect(builder, rng, s))
+
+
+def _up_to(n: int, originals: Iterable[Any], make: Callable[[Any], bool]) -> None:
+    """Call ``make`` on ``originals`` in order until it has made ``n`` second records (it says
+    False for an original it cannot copy: already a duplicate, or nothing to vary)."""
+    made = 0
+    for original in originals:
+        if made == n:
+            break
+        made += make(original)
 
 
 def _second_victim(builder: DemoBuilder, rng: random.Random, original: Any, hard: bool) -> bool:
