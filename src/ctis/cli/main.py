@@ -36,7 +36,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+#: Messages on standard error keep their lines whatever the terminal's width (soft wrap), so that a
+#: long path cannot break "no such file" in two for a script or a person searching the output.
+err = Console(stderr=True, soft_wrap=True)
 KINDS = list(SCHEMAS)
 
 
