@@ -306,6 +306,21 @@ def test_synthetic_links_most_people(model):
     assert abs(r.n_persons - df["person_id"].nunique()) <= 0.12 * df["person_id"].nunique()
 
 
+def test_uncertain_links_are_made_and_listed_for_confirmation(model):
+    """Pairs from 0.5 link (more likely than not); those under 0.95, linked or not, go to review."""
+    df = synthetic_people(600, seed=21)
+    r = link(df, model=model)
+    assert r.review
+    linked = [p for a, b, p in r.review if same(r, a, b)]
+    apart = [p for a, b, p in r.review if not same(r, a, b)]
+    assert all(0.2 <= p < 0.95 for _a, _b, p in r.review)
+    assert linked and apart and min(p for _a, _b, p in r.review if p >= 0.5) >= 0.5
+    assert all(same(r, a, b) for a, b, p in r.review if p >= 0.5)
+    stricter = link(df, model=model, match_threshold=0.95, review_threshold=0.5)
+    assert stricter.n_persons > r.n_persons
+    assert {(a, b) for a, b, p in stricter.review} == {(a, b) for a, b, p in r.review if p >= 0.5}
+
+
 def test_constrained_clusters_drop_the_weaker_link():
     clusters = constrained_clusters(["a", "b", "c"], [("a", "b"), ("b", "c")], [("a", "c")])
     assert clusters == {"a": "a", "b": "a", "c": "c"}

@@ -216,8 +216,10 @@ def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: s
 def link(
     kind: Annotated[str, typer.Argument(help="victims, suspects or all")] = "all",
     engine: Annotated[str, typer.Option(help="duckdb (one machine) or spark (pyspark)")] = "duckdb",
-    match_threshold: Annotated[float, typer.Option(help="Pairs at least this probable link.")] = 0.95,
-    review_threshold: Annotated[float, typer.Option(help="Pairs from here up go to review.")] = 0.5,
+    match_threshold: Annotated[float, typer.Option(help="Pairs at least this probable link.")] = 0.5,
+    review_threshold: Annotated[
+        float, typer.Option(help="Pairs from here up to 0.95 go to review, linked or not.")
+    ] = 0.2,
     incremental: Annotated[
         bool, typer.Option(help="Reuse the latest run's saved model (no training), e.g. after an import.")
     ] = False,

@@ -846,7 +846,9 @@ class LinkResult:
     could not be linked at all."""
 
     clusters: dict[str, str]  # record_id -> cluster id (smallest record_id in the cluster)
-    review: list[tuple[str, str, float]]  # uncertain pairs (l, r, match_probability), undecided only
+    # uncertain pairs (l, r, match_probability), undecided only: linked ones
+    # (p >= match_threshold) to confirm, unlinked ones to check
+    review: list[tuple[str, str, float]]
     unlinkable: list[str]  # no usable name AND no usable date/age: not in clusters, one person each
     model: LinkModel
     pairs_scored: int
@@ -862,21 +864,31 @@ def _pair_key(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
+#: Links less probable than this are listed for a reviewer to confirm.
+CONFIRM_THRESHOLD = 0.95
+
 #: Fewer usable records than this are linked with :meth:`LinkModel.prior` instead of a model trained on them.
 MIN_TRAIN_RECORDS = 200
 
 
 def link(df: pd.DataFrame, *, model: LinkModel | None = None, engine: str = "duckdb",
-         match_threshold: float = 0.95, review_threshold: float = 0.5,
-         decisions: Iterable[Decision] = ()) -> LinkResult:
+         match_threshold: float = 0.5, review_threshold: float = 0.2,
+         confirm_threshold: float = CONFIRM_THRESHOLD, decisions: Iterable[Decision] = ()) -> LinkResult:
     """Link person records: which records are the same person.
 
     ``model`` None trains one on ``df`` (see :meth:`LinkModel.train`), or takes the
     starting values when ``df`` has fewer than ``MIN_TRAIN_RECORDS`` usable records. Pairs with
-    a match probability at or above ``match_threshold`` link, those in
-    [``review_threshold``, ``match_threshold``) are listed for review unless
-    decided; confirmed decisions force a link, rejected ones forbid it even
-    through a chain of other links."""
+    a match probability at or above ``match_threshold`` link; undecided pairs in
+    [``review_threshold``, ``confirm_threshold``) are listed for review, linked
+    or not; confirmed decisions force a link, rejected ones forbid it even
+    through a chain of other links.
+
+    The default link threshold is "more likely than not": the model is close to
+    calibrated, so a pair at 0.7 is the same person about seven times in ten,
+    and leaving such pairs apart counts people twice far more often than
+    linking them counts two people once (synthetic evaluation: 0.95 overstated
+    the person count by 6 %, 0.5 by 1.6 %). Those links below
+    ``confirm_threshold`` wait for a reviewer's confirmation."""
     t0 = time.perf_counter()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
@@ -908,7 +920,7 @@ def link(df: pd.DataFrame, *, model: LinkModel | None = None, engine: str = "duc
               if decided.get(_pair_key(a, b)) is not False]
     cannot = [(d.record_id_l, d.record_id_r) for d in decisions if not d.same]
     clusters = constrained_clusters(ids, edges, cannot)
-    band = pairs[pairs["match_probability"] < match_threshold]
+    band = pairs[pairs["match_probability"] < max(match_threshold, confirm_threshold)]
     review = [(a, b, float(p)) for a, b, p in
               band[["unique_id_l", "unique_id_r", "match_probability"]].itertuples(index=False)
               if _pair_key(a, b) not in decided]

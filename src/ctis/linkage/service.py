@@ -106,6 +106,7 @@ class ReviewItem:
     probability: float | None  # None for a changed decision the latest run did not score as uncertain
     reason: str  # "uncertain" or "changed"
     previous: bool | None  # the stale verdict (True same, False different), or None
+    linked: bool = False  # the two records are one person now (a link to confirm, not one to make)
     left: dict[str, Any] = field(default_factory=dict)
     right: dict[str, Any] = field(default_factory=dict)
 
@@ -204,8 +205,8 @@ def run_linkage(
     kind: str,
     *,
     engine: str = "duckdb",
-    match_threshold: float = 0.95,
-    review_threshold: float = 0.5,
+    match_threshold: float = 0.5,
+    review_threshold: float = 0.2,
     retrain: bool = True,
     linker: Linker = link,
 ) -> RunSummary:
@@ -387,6 +388,7 @@ def _record_views(session: Session, actor: Actor, kind: str, ids: list[int]) -> 
     for row, v in zip(rows, values, strict=True):
         v = {k: v[k] for k in v if k not in {"operations", "means_of_control"}}
         v["id"] = row.id
+        v["person_id"] = row.person_id or row.id  # NULL: never seen by a run, its own person
         v["masked"] = not identify
         out[row.id] = v
     return out
@@ -433,6 +435,8 @@ def review_queue(
     views = _record_views(session, actor, kind, ids)
     for it in shown:
         it.left, it.right = views.get(it.record_id_l, {}), views.get(it.record_id_r, {})
+        p_l, p_r = it.left.get("person_id"), it.right.get("person_id")
+        it.linked = p_l is not None and p_l == p_r
     if ids:
         detail = {"ids": ids, "purpose": "linkage review", "identified": may_identify(actor, kind)}
         audit.record(session, actor.username, "list", kind, None, detail)

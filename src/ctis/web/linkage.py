@@ -149,6 +149,10 @@ class ReviewItemOut(BaseModel):
     pair: str = Field(description='Pair id, "<lo>-<hi>", for deciding')
     probability: float | None = Field(description="Match probability of the latest run (null: not scored)")
     reason: str = Field(description="uncertain, or changed: a record changed since the pair was decided")
+    linked: bool = Field(
+        description="The records are one person now: a link to confirm (or reject, which splits them at the "
+        "next run) rather than one to make"
+    )
     previous: bool | None = Field(
         description="The stale decision of a changed pair: true same, false different"
     )
@@ -239,6 +243,7 @@ def parse_pair(value: str) -> tuple[int, int]:
 def review_out(kind: str, item: ReviewItem) -> ReviewItemOut:
     return ReviewItemOut(
         pair=pair_id(item), probability=item.probability, reason=item.reason, previous=item.previous,
+        linked=item.linked,
         left=side(kind, item.left), right=side(kind, item.right),
     )  # fmt: skip
 
