@@ -296,6 +296,27 @@ def test_a_confirmation_merges_at_once_and_survives_every_later_run(engine: Engi
             assert ls.review_queue(s, OFFICER, "victims").total == 0
 
 
+def test_rejecting_a_link_parts_the_records_at_once_and_for_good(engine: Engine) -> None:
+    """Links are made from 0.5, so a reviewer may reject two records that are one person now."""
+    _three_victims(engine)
+    ids = _ids(engine)
+    _run(engine)  # the real engine: Sok Dara and សុខ ដារ៉ា, same phone, age and province, link
+    assert _persons(engine)["v1"] == _persons(engine)["v2"] == ids["v1"]
+    with session_scope(engine) as s:
+        decision = ls.decide(s, OFFICER, "victims", ids["v2"], ids["v1"], False)
+    assert decision.split and not decision.merged
+    persons = _persons(engine)
+    assert persons["v1"] == ids["v1"] and persons["v2"] == ids["v2"] and persons["v3"] == ids["v3"]
+    with Session(engine) as s:
+        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "link-decide"))
+        assert json.loads(entry.detail or "{}")["split"] is True
+    for retrain in (True, False):  # every later run keeps them apart
+        _run(engine, retrain=retrain)
+        assert _persons(engine)["v1"] != _persons(engine)["v2"]
+    with session_scope(engine) as s:  # rejecting records already apart parts nothing
+        assert not ls.decide(s, OFFICER, "victims", ids["v1"], ids["v3"], False).split
+
+
 def test_a_changed_record_flags_its_decision_for_review_again(engine: Engine) -> None:
     _three_victims(engine)
     ids = _ids(engine)

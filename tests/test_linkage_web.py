@@ -235,8 +235,8 @@ def test_decisions_are_recorded_and_honoured_by_the_next_run(world: World) -> No
         # more likely than not the same person (the run's match threshold, 0.5): linked; a less
         # probable pair may be one person too, through links with other records
         assert item["linked"] or item["probability"] < 0.5, item
-    # a linked pair: rejected, it stays one person until the next run splits it; confirmed again
-    # afterwards, the two records are merged at once
+    # a linked pair: rejected, its records are parted at once and stay apart after a run; confirmed
+    # again afterwards, they are merged at once
     linked = [i["pair"] for i in items if i["linked"] and i["probability"] >= 0.5]
     assert linked and len(items) >= 2, len(items)
     first = linked[0]
@@ -244,8 +244,8 @@ def test_decisions_are_recorded_and_honoured_by_the_next_run(world: World) -> No
     assert persons(world.engine)[a] == persons(world.engine)[b]
     made = api.post(f"/api/v1/linkage/victims/review/{first}", json={"same": False})
     assert made.status_code == 200 and made.json()["same"] is False and made.json()["decided_by"] == "officer"
-    assert made.json()["merged"] is False
-    assert persons(world.engine)[a] == persons(world.engine)[b]  # a rejection waits for the next run
+    assert made.json()["merged"] is False and made.json()["split"] is True
+    assert persons(world.engine)[a] != persons(world.engine)[b]  # parted at once
     again = run(world)  # retrained, and honouring the rejection
     assert again["status"] == "succeeded"
     assert persons(world.engine)[a] != persons(world.engine)[b]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -124,6 +124,7 @@ class DecisionView:
     decided_by: str
     decided_at: datetime
     merged: bool  # a confirmation that joined two persons at once
+    split: bool = False  # a rejection that parted the records of one person at once
 
 
 def _check_kind(kind: str) -> None:
@@ -229,18 +230,8 @@ def run_linkage(
     fields, external = read_fields(session, kind, keys)
     frame = linkage_frame(fields)
 
-    # decisions: honoured while both records are as they were when decided
-    decisions = list(session.scalars(select(LinkDecision).where(LinkDecision.kind == kind)))
-    honoured: list[Decision] = []
-    stale: list[LinkDecision] = []
-    for d in decisions:
-        left, right = fields.get(d.record_id_l), fields.get(d.record_id_r)
-        if left is None or right is None:  # a record was deleted: nothing to honour
-            continue
-        if d.stale or fingerprint(keys, kind, left, right) != d.fingerprint:
-            stale.append(d)
-            continue
-        honoured.append(Decision(str(d.record_id_l), str(d.record_id_r), d.same))
+    decisions = session.scalars(select(LinkDecision).where(LinkDecision.kind == kind))
+    honoured, stale = _honoured(keys, kind, fields, decisions)
 
     previous = latest_run(session, kind)
     model: LinkModel | None = None
@@ -307,6 +298,23 @@ def run_linkage(
     return _summary(run, external, stale=len(stale))
 
 
+def _honoured(
+    keys: KeyRing, kind: str, fields: dict[int, dict[str, Any]], decisions: Iterable[LinkDecision]
+) -> tuple[list[Decision], list[LinkDecision]]:
+    """The decisions to honour (both records as they were when decided), and those gone stale."""
+    honoured: list[Decision] = []
+    stale: list[LinkDecision] = []
+    for d in decisions:
+        left, right = fields.get(d.record_id_l), fields.get(d.record_id_r)
+        if left is None or right is None:  # a record was deleted (or is not read): nothing to honour
+            continue
+        if d.stale or fingerprint(keys, kind, left, right) != d.fingerprint:
+            stale.append(d)
+            continue
+        honoured.append(Decision(str(d.record_id_l), str(d.record_id_r), d.same))
+    return honoured, stale
+
+
 def _persons(result: LinkResult, fields: dict[int, dict[str, Any]]) -> dict[int, int]:
     """Record id -> person id (the smallest record id of the person), for every record read.
 
@@ -326,11 +334,15 @@ def _persons(result: LinkResult, fields: dict[int, dict[str, Any]]) -> dict[int,
     return person_of
 
 
-def _write_persons(session: Session, kind: str, person_of: dict[int, int]) -> None:
+def _write_persons(session: Session, kind: str, person_of: dict[int, int], *, some: bool = False) -> None:
     """Set ``person_id`` where it changed, with Core statements: linkage edits no record
-    (no version bump, ``updated_at`` kept)."""
+    (no version bump, ``updated_at`` kept). ``some``: ``person_of`` holds a few records,
+    not the whole table."""
     table: Any = _MODEL[kind].__table__
-    current = dict(session.execute(select(table.c.id, table.c.person_id)).all())
+    query = select(table.c.id, table.c.person_id)
+    if some:
+        query = query.where(table.c.id.in_(list(person_of)))
+    current = dict(session.execute(query).all())
     changes = [{"rid": rid, "pid": pid} for rid, pid in person_of.items() if current.get(rid) != pid]
     if not changes:
         return
@@ -450,8 +462,8 @@ def decide(
 
     The verdict replaces any earlier one on the pair and is honoured by every
     later run until either record changes.  A confirmation merges the two
-    persons at once (the smaller person id wins); a rejection takes effect at
-    the next run, which splits the person if nothing else joins them.
+    persons at once (the smaller person id wins); a rejection of two records
+    that are one person now parts them at once (:func:`_split_person`).
     """
     authorize(actor, Permission.LINKAGE_REVIEW)
     _check_kind(kind)
@@ -490,7 +502,9 @@ def decide(
             LinkReviewPair.kind == kind, LinkReviewPair.record_id_l == lo, LinkReviewPair.record_id_r == hi
         )
     )
-    merged = False
+    merged = split = False
+    if not same and found[lo] is not None and found[lo] == found[hi]:
+        split = _split_person(session, kind, keys, found[lo])
     if same:
         p_lo, p_hi = found[lo] or lo, found[hi] or hi
         if p_lo != p_hi:
@@ -504,8 +518,44 @@ def decide(
             bump_data_version(session)
     session.flush()
     audit.record(session, actor.username, "link-decide", kind, lo,
-                 {"pair": [lo, hi], "same": bool(same), "merged": merged})  # fmt: skip
-    return DecisionView(kind, lo, hi, bool(same), actor.username, now, merged)
+                 {"pair": [lo, hi], "same": bool(same), "merged": merged, "split": split})  # fmt: skip
+    return DecisionView(kind, lo, hi, bool(same), actor.username, now, merged, split)
+
+
+def _split_person(session: Session, kind: str, keys: KeyRing, person: int) -> bool:
+    """Link one person's records again, now that a reviewer rejected a pair of them.
+
+    Links are made from "more likely than not", and a rejected link would
+    otherwise hold until the next run. A rejection can only part records, never
+    join others to them, so the latest run's model on this person's records,
+    with every decision still holding among them, says which persons they fall
+    into. The next full run may draw the line a little differently: its name
+    frequencies come from the whole register, here from the model's table.
+    Returns whether the records were parted."""
+    previous = latest_run(session, kind)
+    if previous is None or not previous.model:
+        return False
+    try:
+        model = LinkModel.from_json(previous.model)
+    except ValueError:  # saved by an earlier model format: the next run applies the rejection
+        return False
+    table: Any = _MODEL[kind].__table__
+    ids = [int(i) for i in session.scalars(select(table.c.id).where(table.c.person_id == person))]
+    fields, _external = read_fields(session, kind, keys, ids)
+    among = select(LinkDecision).where(
+        LinkDecision.kind == kind, LinkDecision.record_id_l.in_(ids), LinkDecision.record_id_r.in_(ids)
+    )
+    honoured, _stale = _honoured(keys, kind, fields, session.scalars(among))
+    result = link(
+        linkage_frame(fields), model=model, match_threshold=previous.match_threshold,
+        review_threshold=previous.review_threshold, decisions=honoured,
+    )  # fmt: skip
+    person_of = _persons(result, fields)
+    if len(set(person_of.values())) < 2:
+        return False
+    _write_persons(session, kind, person_of, some=True)
+    bump_data_version(session)
+    return True
 
 
 # -- persons --------------------------------------------------------------------------------------

@@ -181,6 +181,7 @@ class DecisionOut(BaseModel):
     decided_by: str
     decided_at: datetime
     merged: bool = Field(description="A confirmation that joined two persons at once")
+    split: bool = Field(description="A rejection that parted the records of one person at once")
 
 
 class PersonOut(BaseModel):
@@ -339,7 +340,7 @@ def _decide(db: Session, actor: Actor, kind: str, pair: str, same: bool) -> Deci
     made = service.decide(db, actor, kind, lo, hi, same)
     return DecisionOut(
         kind=kind, pair=f"{made.record_id_l}-{made.record_id_r}", same=made.same,
-        decided_by=made.decided_by, decided_at=made.decided_at, merged=made.merged,
+        decided_by=made.decided_by, decided_at=made.decided_at, merged=made.merged, split=made.split,
     )  # fmt: skip
 
 
