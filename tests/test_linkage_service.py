@@ -317,6 +317,22 @@ def test_rejecting_a_link_parts_the_records_at_once_and_for_good(engine: Engine)
         assert not ls.decide(s, OFFICER, "victims", ids["v1"], ids["v3"], False).split
 
 
+def test_a_rejection_is_kept_when_parting_the_records_fails(engine: Engine, monkeypatch: Any) -> None:
+    _three_victims(engine)
+    ids = _ids(engine)
+    _run(engine)
+
+    def broken(*_a: Any, **_kw: Any) -> LinkResult:
+        raise RuntimeError("engine down")
+
+    monkeypatch.setattr(ls, "link", broken)
+    with session_scope(engine) as s:
+        assert not ls.decide(s, OFFICER, "victims", ids["v1"], ids["v2"], False).split
+    assert _persons(engine)["v1"] == _persons(engine)["v2"]  # parted by the next run instead
+    with Session(engine) as s:
+        assert [d.same for d in s.scalars(select(LinkDecision))] == [False]
+
+
 def test_a_changed_record_flags_its_decision_for_review_again(engine: Engine) -> None:
     _three_victims(engine)
     ids = _ids(engine)

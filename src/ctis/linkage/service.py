@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -64,6 +65,9 @@ ENGINES = ("duckdb", "spark")
 MAX_PER_PAGE = 100
 
 Linker = Callable[..., LinkResult]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -546,10 +550,14 @@ def _split_person(session: Session, kind: str, keys: KeyRing, person: int) -> bo
         LinkDecision.kind == kind, LinkDecision.record_id_l.in_(ids), LinkDecision.record_id_r.in_(ids)
     )
     honoured, _stale = _honoured(keys, kind, fields, session.scalars(among))
-    result = link(
-        linkage_frame(fields), model=model, match_threshold=previous.match_threshold,
-        review_threshold=previous.review_threshold, decisions=honoured,
-    )  # fmt: skip
+    try:
+        result = link(
+            linkage_frame(fields), model=model, match_threshold=previous.match_threshold,
+            review_threshold=previous.review_threshold, decisions=honoured,
+        )  # fmt: skip
+    except Exception:  # the verdict is kept either way; the next run applies it
+        log.exception("re-linking person %s of %s after a rejection failed", person, kind)
+        return False
     person_of = _persons(result, fields)
     if len(set(person_of.values())) < 2:
         return False
