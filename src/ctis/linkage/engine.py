@@ -42,7 +42,8 @@ from ctis.linkage import normalise as nz
 
 INPUT_COLUMNS = ("record_id", "name_latin", "name_khmer", "date_of_birth", "age", "age_on",
                  "sex", "nationality", "province", "phone")
-MODEL_FORMAT = "ctis-linkage/2"  # 2: levels by shared script, age intervals, stored term frequencies
+# 2: levels by shared script, age intervals, stored term frequencies; 3: Khmer spellings that differ
+MODEL_FORMAT = "ctis-linkage/3"
 ENGINES = ("duckdb", "spark")
 DUCKDB_THREADS = 2
 DUCKDB_MEMORY = "4GB"
@@ -337,6 +338,7 @@ CLASH_EM_START = 0.02
 FAMILY_CLOSE_JW = 0.9
 KEY_ACROSS_SCRIPTS = "same phonetic key across scripts"
 KEY_SAME_SCRIPT = "same phonetic key"
+KHMER_DIFFERS = "sounds alike, Khmer spellings differ"
 #: Levels that are one part of "the phonetic keys agree", adjusted by how common
 #: the key is through :func:`_key_level_frequency` rather than Splink's own form.
 KEY_LEVELS = frozenset({KEY_ACROSS_SCRIPTS, KEY_SAME_SCRIPT})
@@ -365,6 +367,12 @@ def _name_levels(part: str, m_else: float, close_jw: float, dialect: str) -> lis
         _level(f"{part}_raw_l = {part}_raw_r OR {part}_km_l = {part}_km_r", "exact spelling",
                0.5, 0.006, **tf),
         _level(f"({_CROSS_SCRIPT}) AND {same_key}", KEY_ACROSS_SCRIPTS, 0.15, 0.003, **tf),
+        # both written in Khmer script, differently, while the romanisations sound
+        # alike (ជា Chea / ឆាយ Chhay share a key): the script is how the name is
+        # spelt, so its own level lets EM learn whether that is a slip or two names
+        # (where the data hold no such slip EM leaves the starting m, a rare one)
+        _level(f"{part}_km_l IS NOT NULL AND {part}_km_r IS NOT NULL AND {part}_km_l <> {part}_km_r"
+               f" AND ({same_key} OR {same_skel})", KHMER_DIFFERS, 0.004, 0.003),
         _level(same_key, KEY_SAME_SCRIPT, 0.12, 0.004, **tf),
         _level(f"({_CROSS_SCRIPT}) AND {same_skel}", "same consonants across scripts", 0.06, 0.002),
         _level(same_skel, "same consonants", 0.04, 0.003),
