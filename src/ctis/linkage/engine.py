@@ -727,14 +727,12 @@ def _key_level_frequency(level: dict[str, Any], agreement: float) -> None:
     level["u_probability"] = agreement
 
 
-def _key_agreement(counts: dict[str, pd.Series]) -> dict[str, float]:
-    """Per column, Σ tf(v)²: the chance that two records with a value share it."""
-    out: dict[str, float] = {}
-    for col, c in counts.items():
-        total = float(c.sum())
-        if total > 0:
-            out[col] = _sig(float(((c / total) ** 2).sum()))
-    return out
+def _key_agreement(shares: dict[str, pd.Series]) -> dict[str, float]:
+    """Per column, Σ tf(v)² from the shares tf(v) Splink adjusts by: the chance that two
+    records with a value share it. (The stored table lacks values seen once; their
+    squares are negligible, and its shares are not rescaled, since Splink uses them as
+    they are.)"""
+    return {col: _sig(float((tf**2).sum())) for col, tf in shares.items() if len(tf)}
 
 
 def _term_frequencies(feats: pd.DataFrame, settings: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -766,7 +764,7 @@ def score_pairs(feats: Sequence[pd.DataFrame], model: LinkModel, *, engine: str,
     if stored:
         agreement = _key_agreement({c: pd.Series(model.term_frequencies[c], dtype=float) for c in tf_cols})
     elif n >= TF_MIN_RECORDS:
-        agreement = _key_agreement({c: pd.concat([f[c] for f in feats]).dropna().value_counts()
+        agreement = _key_agreement({c: pd.concat([f[c] for f in feats]).value_counts(normalize=True)
                                     for c in tf_cols if all(c in f for f in feats)})
     else:
         agreement = {}
