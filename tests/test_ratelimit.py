@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from typer.testing import CliRunner
 
-from ctis.security.ratelimit import Limit, RateLimiter, RedisRateLimiter, sign_in_limiter
+from ctis.security.ratelimit import Limit, RateLimiter, RedisRateLimiter, Reservation, sign_in_limiter
 
 REDIS_URL = os.environ.get("CTIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LIMITS = {"account": Limit(3, 60), "global": Limit(5, 60)}
@@ -36,6 +39,20 @@ def prefix() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(f"{name}:*"):
         client.delete(key)
+
+
+@pytest.fixture
+def redis_limiter(prefix: str) -> Iterator[Callable[[], RedisRateLimiter]]:
+    """Makes limiters on the test's Redis prefix (one per worker process it stands for)."""
+    made: list[RedisRateLimiter] = []
+
+    def make() -> RedisRateLimiter:
+        made.append(RedisRateLimiter(LIMITS, REDIS_URL, prefix=prefix))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        limiter.close()
 
 
 def test_memory_limiter_counts_per_key_and_resets() -> None:
@@ -84,3 +101,77 @@ def test_serve_refuses_several_workers_without_shared_limits(monkeypatch: pytest
     result = CliRunner().invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 2
     assert "CTIS_REDIS_URL" in result.output
+
+
+# -- parallel guesses: the check and the record are one step ------------------------------------------
+
+
+def _guess_in_parallel(limiter: RateLimiter, keys: dict[str, str], guesses: int) -> int:
+    """``guesses`` threads, released together, each try one wrong password; how many were let through.
+
+    Each thread does what the sign-in does: reserve an attempt, "verify" the password (a pause,
+    as argon2 takes), and keep the reservation as the failure.  Were the check and the record
+    separate, every thread would pass the check during the others' verification.
+    """
+    start = threading.Barrier(guesses)
+    passed: list[int] = []
+    lock = threading.Lock()
+
+    def guess() -> None:
+        start.wait()
+        reservation = limiter.reserve(keys)
+        if reservation.granted:
+            with lock:
+                passed.append(1)
+            time.sleep(0.05)  # the password check: a wrong guess keeps its reservation
+
+    threads = [threading.Thread(target=guess) for _ in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(passed)
+
+
+def test_parallel_guesses_never_pass_the_memory_limit() -> None:
+    limiter = RateLimiter(LIMITS)
+    keys = {"account": "ana", "global": "*"}
+    assert _guess_in_parallel(limiter, keys, 24) == 3
+    refused = limiter.reserve(keys)
+    assert not refused.granted and 0 < refused.wait <= 60
+
+
+def test_parallel_guesses_never_pass_the_redis_limit(redis_limiter: Callable[[], RedisRateLimiter]) -> None:
+    # Two limiters stand for two workers, the threads split between them.
+    keys = {"account": "ana", "global": "*"}
+    first, second = redis_limiter(), redis_limiter()
+
+    class Either(RateLimiter):
+        def __init__(self) -> None:
+            self.turn = itertools.count()
+
+        def reserve(self, keys: dict[str, str]) -> Reservation:
+            return (first, second)[next(self.turn) % 2].reserve(keys)
+
+    assert _guess_in_parallel(Either(), keys, 24) == 3
+    refused = second.reserve(keys)
+    assert not refused.granted and 0 < refused.wait <= 60
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_successful_attempt_gives_its_reservation_back(kind: str, request: pytest.FixtureRequest) -> None:
+    if kind == "memory":
+        limiter: RateLimiter = RateLimiter(LIMITS)
+    else:
+        limiter = request.getfixturevalue("redis_limiter")()
+    keys = {"account": "ana", "global": "*"}
+    for _ in range(10):  # ten sign-ins that succeed count as no failures
+        reservation = limiter.reserve(keys)
+        assert reservation.granted
+        limiter.release(reservation)
+    for _ in range(3):
+        assert limiter.reserve(keys).granted  # three failures ...
+    assert not limiter.reserve(keys).granted  # ... fill the account's window
+    limiter.reset("account", "ana")
+    assert limiter.reserve(keys).granted and limiter.reserve(keys).granted  # 5 of 5 in the global window
+    assert not limiter.reserve({"account": "bo", "global": "*"}).granted  # the global window is full
