@@ -11,7 +11,6 @@ audited in the same transaction as the rows it writes.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ctis.domain.periods import Period, parse_period
 from ctis.domain.values import value_sets
+from ctis.io.files import write_csv
 from ctis.metrics.registry import DIMENSIONS, METRICS, get_metric
 from ctis.metrics.report import UNKNOWN, compute_report, cross_tab
 from ctis.publication.gate import (
@@ -419,18 +419,21 @@ def public_figures(session: Session, release: Release) -> list[PublicFigure]:
 def release_csv(session: Session, release: Release) -> str:
     """The release as CSV: one row per figure; ``*`` in a breakdown column marks a margin."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["release", "method", "metric", "period", "period_start", "period_end", "dimension_1", "value_1",
-         "dimension_2", "value_2", "value", "status"]
-    )  # fmt: skip
+    rows = []
     for f in public_figures(session, release):
         dims = [*f.dimensions, "", ""][:2]
         key = [*f.key, "", ""][:2]
-        writer.writerow(
+        rows.append(
             [release.version, release.method, f.metric, f.period, f.period_start, f.period_end,
              dims[0], key[0], dims[1], key[1], "" if f.value is None else f.value, f.status]
         )  # fmt: skip
+    # through the one CSV writer, so that a category value that begins like a formula is neutralised
+    write_csv(
+        out,
+        ["release", "method", "metric", "period", "period_start", "period_end", "dimension_1", "value_1",
+         "dimension_2", "value_2", "value", "status"],
+        rows,
+    )  # fmt: skip
     return out.getvalue()
 
 
