@@ -55,9 +55,23 @@ def _digest(
 
 
 def _lock_chain(session: Session) -> None:
-    """Serialise appenders so two transactions cannot fork the chain."""
-    if session.get_bind().dialect.name == "postgresql":
+    """Serialise appenders so two transactions cannot fork the chain.
+
+    Called before the head is read: two appenders that both read head *n* would
+    both write entry *n + 1* (a unique-key failure, or a fork on a database that
+    allowed it).  On PostgreSQL a transaction-scoped advisory lock queues them.
+    SQLite has one writer at a time, but the Python driver opens the transaction
+    only at the first write, so a head read before it is unguarded: a no-op
+    ``UPDATE`` takes the database's write lock first (waiting up to the busy
+    timeout, see ``storage.db.make_engine``), and the head read after it is the
+    latest.  It is a statement rather than ``BEGIN IMMEDIATE`` because it also
+    works inside a transaction that has already begun, and it changes no row.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE audit_log SET id = id WHERE 0"))
 
 
 @dataclass(frozen=True)

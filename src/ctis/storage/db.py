@@ -8,6 +8,7 @@ exercise is the one migrations build.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -32,13 +33,39 @@ def _normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: Seconds an SQLite writer waits for another's write lock before "database is locked".
+DEFAULT_SQLITE_BUSY_TIMEOUT = 10.0
+
+
+def sqlite_busy_timeout() -> float:
+    """How long a writer waits for SQLite's single write lock (``CTIS_SQLITE_BUSY_TIMEOUT``, seconds).
+
+    Every web request that reads a person record writes an audit entry, so web
+    requests, a CLI import and a linkage run on the same file all queue for that
+    one lock.  Web transactions hold it for milliseconds; an import holds it for
+    its whole file.  Past this wait the request is answered 503 with Retry-After
+    (``web/app.py``), so the value bounds how long a request can hang.
+    """
+    raw = os.environ.get("CTIS_SQLITE_BUSY_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_SQLITE_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 600:
+        raise ValueError(f"CTIS_SQLITE_BUSY_TIMEOUT must be a number of seconds from 0 to 600, not {raw!r}")
+    return value
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = _normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, **kwargs)
+        connect_args = {"timeout": sqlite_busy_timeout(), **kwargs.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import cookie_parser
@@ -123,6 +123,21 @@ def _cookies(headers: Headers) -> dict[str, str]:
 CONCURRENCY = max(1, int(os.environ.get("CTIS_CONCURRENCY", "8")))
 
 
+#: Seconds a client is asked to wait after a 503 for a busy database.
+RETRY_AFTER_BUSY = 2
+#: PostgreSQL states that mean "try again": lock not available, serialization failure, deadlock.
+_BUSY_SQLSTATES = {"55P03", "40001", "40P01"}
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """Whether a database error means contention (retry later) rather than a fault."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    message = str(orig if orig is not None else exc).lower()
+    return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Enough threads for every admitted request plus static files; never more than needed.
@@ -199,6 +214,22 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
         # range, a NUL character) is bad input, whichever form or parameter it came through.
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         return problem(request, 422, f"invalid value: {reason}")
+
+    @app.exception_handler(OperationalError)
+    async def busy(request: Request, exc: OperationalError) -> Response:
+        # The last line of defence for a database that is busy, not broken: SQLite's write lock
+        # held past the busy timeout by another process (an import, a linkage run), or a
+        # PostgreSQL lock timeout or deadlock.  The request changed nothing (its transaction is
+        # rolled back), so it may be sent again: 503 with Retry-After, not a 500.
+        if not _is_busy(exc):
+            raise exc
+        detail = "the database is busy with another change (an import or a linkage run?); try again shortly"
+        headers = {"Retry-After": str(RETRY_AFTER_BUSY)}
+        if _wants_html(request):
+            page = pages.error_page(request, 503, detail)
+            page.headers.update(headers)
+            return page
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:
