@@ -24,6 +24,7 @@ from ctis.security.crypto import KeyRing
 from ctis.services import clear_records
 from ctis.storage.db import make_engine, migrate
 
+REDIS_URL = os.environ.get("CTIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_SERVER = os.environ.get("CTIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TODAY = date(2026, 1, 15)  # a fixed 'today' for validation of future dates
 
@@ -92,6 +93,32 @@ def _drop(name: str) -> None:
     admin.dispose()
 
 
+def redis_or_skip() -> None:
+    """Skip a test without the Redis server of ``CTIS_TEST_REDIS_URL``, or fail (``CTIS_REQUIRE_REDIS=1``)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CTIS_REQUIRE_REDIS") == "1":
+            raise
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own, its keys deleted afterwards."""
+    import redis
+
+    redis_or_skip()
+    name = f"ctis-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{name}:*"):
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -111,6 +138,12 @@ def _empty(engine: Engine) -> None:
     clear_records(engine)
     with engine.begin() as conn:  # tests start a fresh audit chain too
         conn.execute(text("DELETE FROM audit_log"))
+    from sqlalchemy.orm import Session
+
+    from ctis.security import audit
+
+    with Session(engine) as session, session.begin():  # which begins, as a new database's does
+        audit.open_chain(session, new_database=True)
 
 
 @pytest.fixture
@@ -240,12 +273,30 @@ def _close_clients() -> Iterator[None]:
         _CLIENTS.pop().close()
 
 
+def form_token(client: httpx.Client, path: str = "/login") -> str:
+    """The CSRF token a page's forms carry (the sign-in page's: the pre-session token of its cookie)."""
+    import re
+
+    page = client.get(path)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, (page.status_code, page.text[:300])
+    return found.group(1)
+
+
+def post_login(
+    client: httpx.Client, username: str, password: str, next: str = "/dashboard", **kwargs: object
+) -> httpx.Response:
+    """Sign in as a browser does: open the sign-in page (its CSRF cookie and token), then post the form."""
+    data = {"username": username, "password": password, "next": next, "csrf_token": form_token(client)}
+    return client.post("/login", data=data, **kwargs)  # type: ignore[arg-type]
+
+
 def sign_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.Client:
     """An httpx client with a signed-in browser session and its CSRF token in ``client.csrf``."""
     import re
 
     client = http_client(base_url)
-    r = client.post("/login", data={"username": username, "password": password, "next": "/dashboard"})
+    r = post_login(client, username, password)
     assert r.status_code == 303, r.text[:500]
     account = client.get("/account")
     found = re.search(r'name="csrf_token" value="([^"]+)"', account.text)

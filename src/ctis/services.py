@@ -24,7 +24,28 @@ def engine() -> Engine:
 
 
 def init_database(eng: Engine | None = None) -> None:
-    migrate(eng or engine())
+    """Create or migrate the database; a new one also gets its key ring (see :func:`check_key_ring`)."""
+    eng = eng or engine()
+    check_key_ring(eng, create=True)
+    migrate(eng)
+
+
+def check_key_ring(eng: Engine | None = None, create: bool = False) -> None:
+    """Refuse to go on when the database exists but its key ring does not.
+
+    A new key ring is made only for a new database (``create``, i.e. ``ctis init``): for an
+    existing one it would open none of the sealed names and fail the audit chain, so the
+    operator is told which file to restore instead (:class:`~ctis.security.crypto.KeyRingMissing`).
+    """
+    from ctis.security.crypto import KeyRingMissing, key_ring_available, load_key_ring, missing_message
+    from ctis.storage.db import is_initialised
+
+    if key_ring_available():
+        return
+    if is_initialised(eng or engine()):
+        raise KeyRingMissing(missing_message())
+    if create:
+        load_key_ring(create=True)
 
 
 def record_counts(eng: Engine | None = None) -> dict[str, int]:
@@ -159,7 +180,7 @@ def create_demo_accounts(eng: Engine | None = None) -> list[tuple[str, str, str]
             created.append((username, role, password))
     if created:
         path = demo_accounts_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             for username, role, password in created:

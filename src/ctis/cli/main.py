@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ctis import services
 from ctis.cli import render
-from ctis.domain.periods import parse_period
+from ctis.domain.periods import report_period
 from ctis.domain.records import SCHEMAS, columns
 from ctis.io.files import FileFormatError, write_csv, write_xlsx
 from ctis.io.importer import ImportFailed, import_file
@@ -86,10 +86,33 @@ def _agency_labels() -> dict[str, str]:
         return {str(i): n for i, n in session.execute(select(Agency.id, Agency.name_en))}
 
 
+#: Commands that never open sealed values or the audit chain (``init`` checks the key ring itself).
+_NO_KEYS_NEEDED = {None, "init", "metrics", "template"}
+
+
+@app.callback()
+def _check_keys(ctx: typer.Context) -> None:
+    # Before any command: an existing database whose key file is gone stops here, with the
+    # file to restore, rather than failing later on the first sealed value or audit entry.
+    if ctx.invoked_subcommand in _NO_KEYS_NEEDED:
+        return
+    from ctis.security.crypto import KeyRingMissing
+
+    try:
+        services.check_key_ring()
+    except KeyRingMissing as exc:
+        fail(str(exc))
+
+
 @app.command()
 def init() -> None:
     """Create the database, or migrate it to the latest schema."""
-    services.init_database()
+    from ctis.security.crypto import KeyRingMissing
+
+    try:
+        services.init_database()
+    except KeyRingMissing as exc:
+        fail(str(exc))
     console.print(f"Database ready: {services.engine().url.render_as_string(hide_password=True)}")
 
 
@@ -108,7 +131,7 @@ def demo(
     if not services.is_empty():
         if if_empty:
             console.print("The database already holds records; demo data not added.")
-            services.create_demo_accounts()
+            _print_demo_accounts(services.create_demo_accounts())
             return
         if not reset:
             fail("the database already holds records; use --reset to replace them with the demo")
@@ -125,8 +148,18 @@ def demo(
     console.print(
         f"Demo posts screened: {posts.posts:,}, {posts.flagged:,} flagged in {posts.networks:,} networks"
     )
-    services.create_demo_accounts()
-    console.print(f"Demo accounts (one per role) are in {services.demo_accounts_path()}")
+    _print_demo_accounts(services.create_demo_accounts())
+
+
+def _print_demo_accounts(created: list[tuple[str, str, str]]) -> None:
+    """Show new demo passwords this once; afterwards only the file that keeps them is named."""
+    path = services.demo_accounts_path()
+    if created:
+        console.print("New demo accounts (username, password, role):")
+        for username, role, password in created:
+            console.print(f"  {username:10} {password:20} {role}", highlight=False, markup=False)
+    if path.exists():
+        console.print(f"Demo accounts (one per role) are kept in {path} (readable only by you).")
 
 
 @app.command()
@@ -168,12 +201,15 @@ def report(
 ) -> None:
     """Compute the report for a period through the metric registry."""
     try:
-        p = parse_period(period)
+        p = report_period(period)
         with Session(services.engine()) as session:
             rep = compute_report(session, p, metric or None, by or ())
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""), 2)
     agencies = _agency_labels() if rep.by.get("agency") else {}
+    if format in (ReportFormat.csv, ReportFormat.xlsx):  # figures leave as a file: audited, as on the web
+        detail = {"period": p.label, "format": format.value, "file": output.name if output else None}
+        _audit("export", "report", detail)
     if format is ReportFormat.xlsx:
         target = output or Path(f"ctis-report-{p.label.replace('..', '_')}.xlsx")
         render.render_xlsx(rep, agencies, target)
@@ -202,14 +238,25 @@ def drill(
         unit, rows = drill_down_cli(metric_key, period, dimension, value)
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""), 2)
+    _audit("drill", unit, {"metric": metric_key, "period": period, "dimension": dimension,
+                           "value": value, "records": len(rows), "hidden": 0})  # fmt: skip
     err.print(f"{len(rows)} {unit}")
     for row in rows:  # one line per person: the external ids of their records in the figure
         sys.stdout.write((" ".join(ext for _, ext in row.records) or row.external_id) + "\n")
 
 
+def _audit(action: str, kind: str | None, detail: dict[str, object]) -> None:
+    """One audit entry for a command run by the operator (the account at the terminal)."""
+    from ctis.security import audit
+    from ctis.storage.db import session_scope
+
+    with session_scope(services.engine()) as session:
+        audit.record(session, f"cli:{getpass.getuser()}", action, kind, None, detail)
+
+
 def drill_down_cli(metric_key: str, period: str, dimension: str | None, value: str | None):  # type: ignore[no-untyped-def]
     with Session(services.engine()) as session:
-        return drill_down(session, metric_key, parse_period(period), dimension, value)
+        return drill_down(session, metric_key, report_period(period), dimension, value)
 
 
 @app.command()
@@ -427,9 +474,8 @@ def serve(
     services.init_database()
     path = services.demo_accounts_path()
     console.print(f"CTIS is running at [bold]http://{host}:{port}/[/bold]  (API docs: /api/docs)")
-    if path.exists():
-        console.print("Demo accounts (username, password, role):")
-        console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False)
+    if path.exists():  # the path, never the passwords: a server's output ends up in logs
+        console.print(f"Demo accounts (username, password, role) are in {path}", highlight=False)
     if secure_cookies:
         os.environ["CTIS_SECURE_COOKIES"] = "1"
     if workers > 1:  # each worker builds its own app and report cache; sign-in limits are in Redis
@@ -611,14 +657,18 @@ def users_disable(username: str) -> None:
 @app.command()
 def backup(target: Annotated[Path, typer.Argument(help="File to write.")]) -> None:
     """Back up the database (SQLite online backup API, or pg_dump -Fc)."""
+    from ctis.security import audit
     from ctis.security.crypto import key_file_path
     from ctis.storage.backup import BackupError
     from ctis.storage.backup import backup as run_backup
+    from ctis.storage.db import session_scope
 
     try:
         written = run_backup(services.engine(), target)
     except BackupError as exc:
         fail(str(exc))
+    with session_scope(services.engine()) as session:  # after the copy: a backup that failed is not one
+        audit.record(session, f"cli:{getpass.getuser()}", "backup", None, None, {"file": written.name})
     console.print(f"Backup written to {written}.")
     console.print(
         f"Identifying fields in it are sealed: keep the key ring ({key_file_path()} or CTIS_FIELD_KEYS) "
@@ -630,10 +680,17 @@ def backup(target: Annotated[Path, typer.Argument(help="File to write.")]) -> No
 def restore(source: Annotated[Path, typer.Argument(help="A file written by 'ctis backup'.")]) -> None:
     """Replace the database with a backup; stop the web server first."""
     from ctis.security import audit
+    from ctis.security.crypto import key_file_path, key_ring_available
     from ctis.storage.backup import BackupError
     from ctis.storage.backup import restore as run_restore
     from ctis.storage.db import session_scope
 
+    if not key_ring_available():
+        fail(
+            f"a restore needs the key ring the backup was sealed with, and {key_file_path()} is missing: "
+            "restore keys.json from your key backup (or set CTIS_KEY_FILE or CTIS_FIELD_KEYS) first. "
+            "Nothing was changed."
+        )
     try:
         run_restore(services.engine(), source)
     except BackupError as exc:

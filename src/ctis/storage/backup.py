@@ -18,7 +18,8 @@ exactly what was saved.  Hence three functions:
 
 Files are written to a temporary name beside the target and renamed into
 place, so a crash or a failed dump never leaves a half-written file under the
-name an operator will later restore from.
+name an operator will later restore from.  They are created mode 0600: a
+backup is the whole database, readable by its owner only.
 
 Backups hold the sealed (encrypted) identifying fields as they are stored; the
 keys live outside the database (see :mod:`ctis.security.crypto`) and must be
@@ -99,7 +100,7 @@ def backup(engine: Engine, target: Path) -> Path:
     target = Path(target).expanduser().resolve()
     if target.is_dir():
         raise BackupError(f"{target} is a directory; give the path of the backup file to write.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     kind = _backend(engine)
     _refuse_live_file(engine, target, "write a backup over")
     with _temporary_beside(target) as tmp:
@@ -108,6 +109,7 @@ def backup(engine: Engine, target: Path) -> Path:
         else:
             _pg_backup(engine, tmp)
         _fsync(tmp)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     _fsync_dir(target.parent)
     return target
@@ -217,6 +219,9 @@ def _temporary_beside(target: Path) -> Iterator[Path]:
     """
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        # Created empty and private (0600) before SQLite or pg_dump writes to it: a backup holds
+        # everything the database does, and both tools would otherwise make it world-readable.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield tmp
     finally:
         for leftover in (

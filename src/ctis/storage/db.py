@@ -8,6 +8,7 @@ exercise is the one migrations build.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,9 +64,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         connect_args = {"timeout": sqlite_busy_timeout(), **kwargs.pop("connect_args", {})}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+            # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the
+            # database file's mode, so they are private too (SQLite alone makes all three 0644).
+            if path and path != ":memory:" and not path.startswith("file:"):
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -85,10 +94,27 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def is_initialised(engine: Engine) -> bool:
+    """Whether the database already has CTIS's schema (without creating an SQLite file)."""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:" and not Path(path).exists():
+            return False
+    return inspect(engine).has_table("alembic_version")
+
+
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema, then sync reference data."""
+    """Create or upgrade the schema, sync reference data, and open the keyed audit chain.
+
+    A database created here gets the chain's start entry; see :func:`ctis.security.audit.open_chain`.
+    """
+    from ctis.security import audit
+
+    new_database = not inspect(engine).has_table("audit_log")
     command.upgrade(alembic_config(engine), "head")
     sync_reference_data(engine)
+    with Session(engine) as session, session.begin():
+        audit.open_chain(session, new_database)
 
 
 def sync_reference_data(engine: Engine) -> None:
