@@ -13,6 +13,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+#: The longest period a report, a dashboard, a drill-down or an export is computed for.  Longer
+#: ones (``0001-01-01..9999-12-31``) are refused with a message: they mean nothing to the
+#: committee, and a trend over them is tens of thousands of months of work for one request.
+MAX_PERIOD_YEARS = 20
+#: The calendar years a report period may lie in.  Outside them (year 1, 9999) a period is a typo
+#: or a probe, and its last day plus one would overflow the calendar in the SQL bounds.
+REPORT_YEARS = range(1900, 3000)
+
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("range", re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")),
     ("tip", re.compile(r"^TIP\s*(\d{4})$", re.IGNORECASE)),
@@ -88,6 +96,39 @@ def parse_period(text: str) -> Period:
     )
 
 
+def _years_after(day: date, years: int) -> date | None:
+    """The same day ``years`` later (29 February -> 1 March); None past the calendar's end."""
+    if day.year + years > date.max.year:
+        return None
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
+
+
+def check_length(period: Period, longest: int = MAX_PERIOD_YEARS) -> Period:
+    """``period`` itself, or ``ValueError`` when it is longer than ``longest`` years or lies
+    outside :data:`REPORT_YEARS`."""
+    limit = _years_after(period.start, longest)
+    if limit is not None and period.end >= limit:
+        raise ValueError(
+            f"period {period.label!r} is longer than {longest} years, the longest a report covers; "
+            "choose a shorter period"
+        )
+    first, last = REPORT_YEARS[0], REPORT_YEARS[-1]
+    if period.start.year < first or period.end.year > last:
+        raise ValueError(f"period {period.label!r} is outside the years {first}–{last} a report covers")
+    return period
+
+
+def report_period(text: str) -> Period:
+    """:func:`parse_period`, refusing a period longer than :data:`MAX_PERIOD_YEARS` years.
+
+    For every period a person asks a report, dashboard, drill-down or export for (CLI, API, pages).
+    """
+    return check_length(parse_period(text))
+
+
 def months(period: Period) -> list[Period]:
     """The calendar months a period touches, clipped to it: the axis of a trend chart."""
     out: list[Period] = []
@@ -95,5 +136,7 @@ def months(period: Period) -> list[Period]:
     while day <= period.end:
         end = min(_month_end(day.year, day.month), period.end)
         out.append(Period(day, end, f"{day.year}-{day.month:02d}", "month"))
+        if end == date.max:  # the day after would overflow the calendar
+            break
         day = end + timedelta(days=1)
     return out

@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ctis.domain.periods import parse_period
+from ctis.domain.periods import report_period
 from ctis.exports.ctdc import CtdcExport, export_ctdc
 from ctis.exports.glotip import export_glotip
 from ctis.exports.mapping import Unmapped
@@ -82,7 +82,7 @@ def run_export(
     privacy-budget ledger (TIP and GLOTIP only: CTDC rows are records, which noise cannot protect).
     """
     try:
-        period = parse_period(period_text)
+        period = report_period(period_text)
         if method not in {m.value for m in Method}:
             raise ValueError(f"unknown method {method!r}; one of: suppression, dp")
         gate_method = Method(method)

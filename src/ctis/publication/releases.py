@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from ctis.domain.periods import Period, parse_period
+from ctis.domain.periods import Period, parse_period, report_period
 from ctis.domain.values import value_sets
 from ctis.io.files import write_csv
 from ctis.metrics.registry import DIMENSIONS, METRICS, get_metric
@@ -103,7 +103,7 @@ class ReleaseRequest:
         labels = list(dict.fromkeys(p.strip() for p in self.periods if p.strip()))
         if not labels:
             raise ValueError("choose at least one period")
-        periods = [parse_period(p) for p in labels]
+        periods = [report_period(p) for p in labels]
         breakdowns: list[tuple[str, ...]] = []
         for raw in dict.fromkeys(b.strip() for b in self.breakdowns if b.strip()):
             dims = tuple(d.strip() for d in raw.split(":"))
