@@ -10,6 +10,7 @@ checks, implicitly, that the database is still usable after a restore.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import subprocess
 import threading
@@ -400,3 +401,33 @@ def test_cli_backup_and_restore_round_trip_with_audit(sqlite_env: Path) -> None:
     assert after["audit_log"][0] == before["audit_log"][0] + 1  # the restore itself is logged
     bad = runner.invoke(app, ["restore", str(sqlite_env / "nothing.bin")])
     assert bad.exit_code == 1
+
+
+def test_cli_backups_are_audited_private_and_restores_need_the_key_ring(
+    sqlite_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+    from typer.testing import CliRunner
+
+    from ctis import services
+    from ctis.cli.main import app
+    from ctis.security import audit
+    from ctis.storage.models import AuditEntry
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    target = sqlite_env / "kept" / "ctis.backup"
+    assert runner.invoke(app, ["backup", str(target)]).exit_code == 0
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    with Session(services.engine()) as s:
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+    assert (last.action, json.loads(last.detail or "{}")) == ("backup", {"file": "ctis.backup"})
+    assert audit.verify(services.engine()).ok
+    # A fresh machine without the key ring: the restore is refused before anything is written.
+    monkeypatch.delenv("CTIS_FIELD_KEYS")
+    monkeypatch.setenv("CTIS_DATA_DIR", str(sqlite_env / "elsewhere"))
+    services.engine.cache_clear()
+    refused = runner.invoke(app, ["restore", str(target)])
+    assert refused.exit_code == 1 and "key ring" in refused.stderr and "keys.json" in refused.stderr
+    assert not (sqlite_env / "elsewhere" / "ctis.db").exists()

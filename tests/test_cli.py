@@ -126,3 +126,64 @@ def test_claims_check_command(sqlite_env: Path) -> None:
     assert claim["verdict"] == "contradicted"
     code, _, err = run("claims", "check", str(text), "--as-of", "yesterday")
     assert code == 2 and "not a date" in err
+
+
+def _audit_actions(*actions: str) -> list[tuple[str, str | None, dict[str, object]]]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ctis import services
+    from ctis.storage.models import AuditEntry
+
+    with Session(services.engine()) as s:
+        rows = s.execute(select(AuditEntry).where(AuditEntry.action.in_(actions)).order_by(AuditEntry.id))
+        return [(e.action, e.kind, json.loads(e.detail or "{}")) for (e,) in rows]
+
+
+def test_demo_prints_new_passwords_once_and_serve_only_names_the_file(
+    sqlite_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from ctis import services
+    from tests.factories import Fixture
+
+    run("init")
+    f = Fixture()
+    f.victim("2024-01-01", external_id="v-not-empty")  # so that --if-empty only adds the accounts
+    f.save(services.engine())
+    code, first, _ = run("demo", "--if-empty")
+    kept = services.demo_accounts_path().read_text(encoding="utf-8").split()
+    passwords = kept[1::3]
+    assert code == 0 and len(passwords) == 6
+    assert all(p in first for p in passwords)  # shown once, when made
+    code, again, _ = run("demo", "--if-empty")
+    assert code == 0 and not any(p in again for p in passwords)
+    assert str(services.demo_accounts_path()) in again
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(a))
+    code, out, _ = run("serve")
+    assert code == 0 and served
+    assert not any(p in out for p in passwords)  # a server's output ends up in logs
+    assert str(services.demo_accounts_path()) in out
+
+
+def test_drill_and_report_files_are_audited_on_the_command_line(sqlite_env: Path) -> None:
+    from ctis import services
+    from tests.factories import Fixture
+
+    run("init")
+    f = Fixture()
+    f.victim("2024-03-01", external_id="v-drilled")
+    f.save(services.engine())
+    code, out, _ = run("drill", "victims_rescued", "--period", "2024")
+    assert code == 0 and "v-drilled" in out
+    run("report", "--period", "2024", "--format", "json")  # printed figures, not a file: not an export
+    run("report", "--period", "2024", "--format", "csv")
+    run("report", "--period", "2024", "--format", "xlsx", "--output", str(sqlite_env / "r.xlsx"))
+    entries = _audit_actions("drill", "export")
+    expected = [("drill", "victims"), ("export", "report"), ("export", "report")]
+    assert [(a, k) for a, k, _ in entries] == expected
+    assert entries[0][2]["metric"] == "victims_rescued" and entries[0][2]["records"] == 1
+    assert "v-drilled" not in json.dumps(entries)  # which figure, never whose records
+    assert [d["format"] for _, _, d in entries[1:]] == ["csv", "xlsx"]

@@ -10,6 +10,7 @@ changes.
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 import zipfile
@@ -641,3 +642,61 @@ def test_links_already_made_survive_an_own_scope_edit(
     r = police.patch(url, json={"version": version, "age": 31}, headers=_csrf(police))
     assert r.status_code == 200, r.text
     assert r.json()["case"] == foreign["cases"] and r.json()["operations"] == [foreign["operations"]]
+
+
+# -- audit of what leaves through the web: drill-downs, sign-out, failed sign-ins --------------------
+
+
+def _entries_since(engine: Engine, first: int) -> list[Any]:
+    from ctis.storage.models import AuditEntry
+
+    with Session(engine) as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.id > first).order_by(AuditEntry.id)))
+
+
+def _last_id(engine: Engine) -> int:
+    from sqlalchemy import func
+
+    from ctis.storage.models import AuditEntry
+
+    with Session(engine) as s:
+        return int(s.scalar(select(func.max(AuditEntry.id))) or 0)
+
+
+def _try_sign_in(base_url: str, username: str, password: str) -> httpx.Response:
+    """Post the sign-in form as a browser does (with the form's CSRF token when the page has one)."""
+    client = http_client(base_url)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    data = {"username": username, "password": password, "next": "/dashboard"}
+    if found:
+        data["csrf_token"] = found.group(1)
+    return client.post("/login", data=data)
+
+
+def test_drill_downs_and_sign_out_are_audited(live_server: LiveServer, web_engine: Engine) -> None:
+    analyst = sign_in(live_server.url, "analyst")
+    start = _last_id(web_engine)
+    page = analyst.get("/drill", params={"metric": "victims_rescued", "period": "2024-H1"})
+    api = analyst.get("/api/v1/metrics/victims_rescued/records", params={"period": "2024-H1"})
+    assert page.status_code == 200 and api.status_code == 200
+    drills = [e for e in _entries_since(web_engine, start) if e.action == "drill"]
+    assert [(e.actor, e.kind) for e in drills] == [("analyst", "victims"), ("analyst", "victims")]
+    shown = len(api.json()["records"])
+    details = [json.loads(e.detail) for e in drills]
+    assert [(d["metric"], d["records"]) for d in details] == [("victims_rescued", shown)] * 2
+    assert not any(ext in (e.detail or "") for e in drills for ext in api.json()["records"][:5])
+    start = _last_id(web_engine)
+    assert analyst.post("/logout", data={"csrf_token": analyst.csrf}).status_code == 303  # type: ignore[attr-defined]
+    assert [(e.actor, e.action) for e in _entries_since(web_engine, start)] == [("analyst", "sign_out")]
+
+
+def test_a_failed_sign_in_does_not_store_a_name_that_is_no_account(
+    live_server: LiveServer, web_engine: Engine
+) -> None:
+    typed = f"Pasted-Password-{RUN}!"  # a password typed into the user name field
+    start = _last_id(web_engine)
+    assert _try_sign_in(live_server.url, typed, "whatever it was").status_code == 401
+    assert _try_sign_in(live_server.url, "viewer", f"wrong-{RUN}").status_code == 401
+    failed = [e for e in _entries_since(web_engine, start) if e.action == "sign_in.failed"]
+    assert [e.actor for e in failed] == ["unknown user", "viewer"]
+    assert not any(typed in f"{e.actor} {e.detail}" for e in _entries_since(web_engine, start))

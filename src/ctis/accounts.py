@@ -74,13 +74,18 @@ def create_user(
     return user
 
 
+#: The actor of a failed sign-in whose user name matches no account.
+UNKNOWN_USER = "unknown user"
+
+
 def authenticate(session: Session, username: str, password: str, address: str | None = None) -> User | None:
     """The account if the password is right and the account active; the sign-in is audited."""
     user = session.scalar(select(User).where(User.username == username))
     ok, rehash = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        audit.record(session, username[:100] or "?", "sign_in.failed", "users", user.id if user else None,
-                     {"address": address})  # fmt: skip
+        # An unknown name is not stored: it is often a password typed into the wrong field.
+        audit.record(session, user.username if user else UNKNOWN_USER, "sign_in.failed", "users",
+                     user.id if user else None, {"address": address})  # fmt: skip
         return None
     if rehash:
         user.password_hash = hash_password(password)

@@ -159,7 +159,8 @@ def _print_demo_accounts(created: list[tuple[str, str, str]]) -> None:
         for username, role, password in created:
             console.print(f"  {username:10} {password:20} {role}", highlight=False, markup=False)
     if path.exists():
-        console.print(f"Demo accounts (one per role) are kept in {path} (readable only by you).")
+        text = f"Demo accounts (one per role) are kept in {path} (readable only by you)."
+        console.print(text, soft_wrap=True)
 
 
 @app.command()
@@ -475,7 +476,8 @@ def serve(
     path = services.demo_accounts_path()
     console.print(f"CTIS is running at [bold]http://{host}:{port}/[/bold]  (API docs: /api/docs)")
     if path.exists():  # the path, never the passwords: a server's output ends up in logs
-        console.print(f"Demo accounts (username, password, role) are in {path}", highlight=False)
+        text = f"Demo accounts (username, password, role) are in {path}"
+        console.print(text, highlight=False, soft_wrap=True)
     if secure_cookies:
         os.environ["CTIS_SECURE_COOKIES"] = "1"
     if workers > 1:  # each worker builds its own app and report cache; sign-in limits are in Redis

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from ctis import accounts, records
 from ctis.cli.render import LONG_HEADER, long_rows, render_xlsx
-from ctis.domain.periods import parse_period
+from ctis.domain.periods import report_period
 from ctis.domain.records import SCHEMAS
 from ctis.io.files import write_csv
 from ctis.metrics import METRICS, drill_down
@@ -90,7 +90,7 @@ class NewToken(TokenOut):
 
 def _period(value: str) -> Any:
     try:
-        return parse_period(value)
+        return report_period(value)
     except ValueError as exc:
         raise records.Invalid({"period": str(exc)}) from None
 
@@ -197,6 +197,8 @@ def metric_records(
     except ValueError as exc:
         raise records.Invalid({"dimension": str(exc)}) from None
     visible = records.visible_ids(db, who.actor, unit, [r.id for r in rows])
+    shown = sum(1 for r in rows if r.id in visible)
+    audit.record_drill(db, who.user.username, key, period, dimension, value, unit, shown, len(rows))
     return {
         "metric": key,
         "period": period,

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote as _quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -23,12 +23,13 @@ from starlette.datastructures import FormData
 
 from ctis import accounts, records
 from ctis.domain.ages import AGE_BANDS, UNKNOWN_BAND
-from ctis.domain.periods import Period, months, parse_period
+from ctis.domain.periods import Period, months, report_period
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS
 from ctis.domain.values import country_label, value_set
 from ctis.metrics import METRICS, drill_down
 from ctis.metrics.registry import DIMENSIONS, FREE_DIMENSIONS
 from ctis.metrics.report import VersionedCache, data_token, report_cache
+from ctis.security import audit, probing
 from ctis.security.permissions import READ, WRITE, Permission, authorize, can
 from ctis.storage.models import (
     MODELS,
@@ -41,7 +42,19 @@ from ctis.storage.models import (
 )
 from ctis.storage.repository import PERSON_KINDS
 from ctis.web import i18n
-from ctis.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, Identity, NotSignedIn, check_csrf, identify
+from ctis.web.deps import (
+    DB,
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    Identity,
+    NotSignedIn,
+    check_csrf,
+    check_pre_session_csrf,
+    client_address,
+    identify,
+    pre_session_token,
+    set_pre_session_cookie,
+)
 from ctis.web.forms import CHOICES, STATUS, form_fields
 
 router = APIRouter(include_in_schema=False)
@@ -194,7 +207,9 @@ def render(
     request: Request, name: str, who: Identity | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
     lang = i18n.current_lang.get()
+    pre_csrf, fresh = pre_session_token(request)  # for the sign-in and language forms
     context.update(
+        pre_csrf=pre_csrf,
         khmer_digits=i18n.khmer_digits.get(),
         field_label=field_label,
         role_label=role_label,
@@ -208,7 +223,10 @@ def render(
         path=request.url.path,
         query=str(request.url.query),
     )
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    if fresh:
+        set_pre_session_cookie(request, response, pre_csrf)
+    return response
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
@@ -227,7 +245,7 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request)
 
 
 @router.post("/login", response_model=None)
@@ -237,11 +255,17 @@ def login(
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=1000)],
     next: Annotated[str, Form(max_length=2000)] = "/dashboard",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    # A forged sign-in (login CSRF) would put the victim in the attacker's account; refused
+    # before it counts against anyone's limits.
+    check_pre_session_csrf(request, csrf_token)
     limiter = request.app.state.limiter
     keys = {"account": username.casefold(), "address": _client(request), "global": "all"}
-    wait = limiter.retry_after(keys)
-    if wait:
+    # The attempt is counted before the password is checked, in the same step as the limit
+    # check: parallel guesses cannot all pass while the first ones are being verified.
+    reservation = limiter.reserve(keys)
+    if not reservation.granted:
         response = render(
             request,
             "login.html",
@@ -251,11 +275,14 @@ def login(
             error=i18n.N_("Too many attempts. Try again later."),
             username=username,
         )
-        response.headers["Retry-After"] = str(wait)
+        response.headers["Retry-After"] = str(reservation.wait)
         return response
-    user = accounts.authenticate(db, username, password, _client(request))
-    if user is None:
-        limiter.hit(keys)
+    try:
+        user = accounts.authenticate(db, username, password, _client(request))
+    except BaseException:
+        limiter.release(reservation)  # no answer about the password left the server
+        raise
+    if user is None:  # the reservation stays, as the failure
         # The same answer for an unknown account and a wrong password.
         return render(
             request,
@@ -266,6 +293,7 @@ def login(
             error=i18n.N_("Wrong username or password."),
             username=username,
         )
+    limiter.release(reservation)
     limiter.reset("account", username.casefold())
     accounts.end_session(db, request.cookies.get(SESSION_COOKIE))  # a new id at every sign-in
     secret, _csrf = accounts.start_session(db, user, _client(request))
@@ -286,6 +314,7 @@ def login(
 def logout(request: Request, db: DB, who: PageIdentity, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, who, csrf_token)
     accounts.end_session(db, request.cookies.get(SESSION_COOKIE))
+    audit.record(db, who.user.username, "sign_out", "users", who.user.id, {"address": _client(request)})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -298,11 +327,13 @@ def switch_language(
     lang: Annotated[str, Form(max_length=5)],
     next: Annotated[str, Form(max_length=2000)] = "/dashboard",
     digits: Annotated[str, Form(max_length=5)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Remember the language in a cookie and, when signed in, in the account."""
+    """Remember the language in a cookie and, when signed in, in the account (CSRF-checked: it writes)."""
     if lang not in i18n.SUPPORTED:
         lang = i18n.DEFAULT_LANG
     who = identify(request, db)
+    check_pre_session_csrf(request, csrf_token, who)
     if who is not None:
         who.user.language = lang
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -357,7 +388,7 @@ def _script_json(data: Any) -> str:
 
 def _period_or_error(value: str) -> Period:
     try:
-        return parse_period(value)
+        return report_period(value)
     except ValueError as exc:
         raise records.Invalid({"period": str(exc)}) from None
 
@@ -455,6 +486,7 @@ def drill(
         raise records.Invalid({"dimension": str(exc)}) from None
     visible = records.visible_ids(db, who.actor, unit, [r.id for r in rows])
     shown = [r for r in rows if r.id in visible]
+    audit.record_drill(db, who.user.username, metric, p.label, dimension, value, unit, len(shown), len(rows))
     agencies = {str(i): n for i, n in db.execute(select(Agency.id, Agency.name_en)).all()}
     return render(
         request,
@@ -751,9 +783,10 @@ async def record_update(request: Request, kind: str, external_id: str) -> Respon
 class _Rollback(Exception):
     """Undo the unit of work and answer with ``response`` (a form re-rendered with its errors)."""
 
-    def __init__(self, response: Response):
+    def __init__(self, response: Response, after: Any = None):
         super().__init__()
         self.response = response
+        self.after = after  # run once the unit of work is rolled back (a refusal's own audit entry)
 
 
 async def _run_sync(request: Request, work: Any) -> Response:
@@ -768,6 +801,8 @@ async def _run_sync(request: Request, work: Any) -> Response:
                     raise NotSignedIn()
                 return work(db, who)  # type: ignore[no-any-return]
         except _Rollback as stop:
+            if stop.after is not None:
+                stop.after()
             return stop.response
 
     return await run_in_threadpool(job)
@@ -793,9 +828,16 @@ def _save(
         # The page is rendered while the session is still open (it reads the signed-in
         # user), then raising rolls the unit of work back.
         values = {**data, "version": version, "external_id": external_id or data.get("external_id", "")}
-        raise _Rollback(
-            _form(request, who, kind, values, exc.errors, external_id is None, status=422)
-        ) from None
+        refused = exc if isinstance(exc, records.HiddenRuleRefused) else None
+        status = refused.status if refused else 422
+        page = _form(request, who, kind, values, exc.errors, external_id is None, status=status)
+        if refused is None:
+            raise _Rollback(page) from None
+        if refused.retry_after:
+            page.headers["Retry-After"] = str(refused.retry_after)
+        engine = request.app.state.engine
+        audit_it = lambda: probing.record_after_rollback(engine, refused.actor, refused.events)  # noqa: E731
+        raise _Rollback(page, audit_it) from None
     except records.Conflict as exc:
         values = {**data, "version": exc.current["version"], "external_id": external_id}
         raise _Rollback(
@@ -864,7 +906,11 @@ def new_token(
 
 @router.post("/account/tokens/{token_id}/revoke", response_model=None)
 def revoke(
-    request: Request, db: DB, who: PageIdentity, token_id: int, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    db: DB,
+    who: PageIdentity,
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # a database integer: past it, a 422
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, who, csrf_token)
     accounts.revoke_token(db, who.user, token_id)
