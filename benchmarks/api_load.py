@@ -308,9 +308,12 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def sign_in(url: str, password: str) -> str:
-    """The session cookie of a browser sign-in through the real form."""
+    """The session cookie of a browser sign-in through the real form (its page first: the CSRF token)."""
     with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
-        r = client.post("/login", data={"username": USERNAME, "password": password, "next": "/dashboard"})
+        form = client.get("/login").text
+        token = form.split('name="csrf_token" value="', 1)[-1].split('"', 1)[0]
+        data = {"username": USERNAME, "password": password, "next": "/dashboard", "csrf_token": token}
+        r = client.post("/login", data=data)
         cookie = r.cookies.get("ctis_session")
         if r.status_code != 303 or not cookie:
             raise RuntimeError(f"sign-in failed: {r.status_code} {r.text[:300]}")

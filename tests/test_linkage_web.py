@@ -302,7 +302,8 @@ def test_the_review_page_compares_field_by_field_and_is_audited(world: World) ->
     detail = json.loads(entries[-1].detail or "{}")
     assert detail["purpose"] == "linkage review" and detail["identified"] is True
     # in Khmer, with Khmer labels
-    assert page.post("/lang", data={"lang": "km", "next": "/linkage/victims/review"}).status_code == 303
+    lang = {"lang": "km", "next": "/linkage/victims/review", "csrf_token": page.csrf}  # type: ignore[attr-defined]
+    assert page.post("/lang", data=lang).status_code == 303
     km = page.get("/linkage/victims/review").text
     assert "មនុស្សតែម្នាក់" in km and "Same person" not in km
 

@@ -51,7 +51,7 @@ from ctis.metrics.registry import DIMENSIONS
 from ctis.records import FILTERS, SORTS
 from ctis.storage.models import MODELS
 from ctis.web.forms import CHOICES, STATUS
-from tests.conftest import LiveServer, demo_web_database, http_client, sign_in
+from tests.conftest import LiveServer, demo_web_database, http_client, post_login, sign_in
 
 pytestmark = [pytest.mark.web, pytest.mark.slow]
 
@@ -262,5 +262,5 @@ def test_values_the_database_cannot_hold_get_422(
 
 def test_a_nul_in_a_sign_in_form_is_not_a_server_error(fuzz_server: LiveServer) -> None:
     client = http_client(fuzz_server.url)
-    r = client.post("/login", data={"username": "officer\x00", "password": "x" * 12})
+    r = post_login(client, "officer\x00", "x" * 12)
     assert r.status_code < 500, r.text[:300]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
-from tests.conftest import PASSWORD, LiveServer, http_client, sign_in
+from tests.conftest import PASSWORD, REDIS_URL, LiveServer, form_token, http_client, post_login, sign_in
 
 pytestmark = pytest.mark.web
 
@@ -14,7 +17,7 @@ pytestmark = pytest.mark.web
 def test_sign_in_rotates_session_and_sign_out_kills_it(live_server: LiveServer) -> None:
     client = http_client(live_server.url)
     client.cookies.set("ctis_session", "planted-by-an-attacker", domain="127.0.0.1")
-    r = client.post("/login", data={"username": "analyst", "password": PASSWORD})
+    r = post_login(client, "analyst", PASSWORD)
     assert r.status_code == 303
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
@@ -34,21 +37,102 @@ def test_unknown_account_and_wrong_password_get_the_same_answer(live_server: Liv
     for username in ("viewer", "nobody-by-this-name"):
         client = http_client(live_server.url)
         started = time.perf_counter()
-        r = client.post("/login", data={"username": username, "password": "wrong password!!"})
-        answers.append((r.status_code, r.text.replace(username, "X"), time.perf_counter() - started))
+        r = post_login(client, username, "wrong password!!")
+        page = r.text.replace(username, "X").replace(client.cookies["ctis_csrf"], "T")  # each its own token
+        answers.append((r.status_code, page, time.perf_counter() - started))
     assert answers[0][:2] == answers[1][:2]
     assert answers[0][0] == 401
 
 
 def test_sign_in_rate_limit_answers_429_with_retry_after(live_server: LiveServer) -> None:
     client = http_client(live_server.url)
-    codes = [
-        client.post("/login", data={"username": "ratelimited", "password": "x" * 12}).status_code
-        for _ in range(7)
-    ]
+    codes = [post_login(client, "ratelimited", "x" * 12).status_code for _ in range(7)]
     assert codes[:5] == [401] * 5 and codes[5] == 429
-    r = client.post("/login", data={"username": "ratelimited", "password": "x" * 12})
+    r = post_login(client, "ratelimited", "x" * 12)
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
+@pytest.fixture(params=["memory", "redis"])
+def guarded_server(request: pytest.FixtureRequest, web_engine: Engine) -> Iterator[LiveServer]:
+    """A server of its own (fresh sign-in windows), limited in process or through Redis."""
+    server = LiveServer(web_engine)
+    if request.param == "redis":
+        from ctis.security.ratelimit import SIGN_IN_LIMITS, RedisRateLimiter
+
+        server.app.state.limiter = RedisRateLimiter(
+            SIGN_IN_LIMITS, REDIS_URL, prefix=request.getfixturevalue("prefix")
+        )
+    yield server
+    server.stop()
+    server.app.state.limiter.close()
+
+
+def test_parallel_guesses_cannot_beat_the_account_limit(
+    guarded_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 16 browsers guess viewer's password at the same moment; the account allows 5 failures.
+    from ctis import accounts
+
+    verified: list[str] = []
+    real_verify = accounts.verify_password
+
+    def slow_verify(stored: str | None, password: str) -> tuple[bool, bool]:
+        verified.append(password)
+        time.sleep(0.2)  # argon2 at full cost takes this long; here it is cheap
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(accounts, "verify_password", slow_verify)
+    clients = [http_client(guarded_server.url) for _ in range(16)]
+    tokens = [form_token(client) for client in clients]
+    start = threading.Barrier(len(clients))
+    codes: list[int] = []
+
+    def guess(i: int) -> None:
+        start.wait()
+        data = {"username": "viewer", "password": f"wrong guess {i:02}!!", "csrf_token": tokens[i]}
+        codes.append(clients[i].post("/login", data=data).status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(verified) == 5, f"{len(verified)} guesses reached the password check"
+    assert sorted(codes) == [401] * 5 + [429] * 11
+    # Another account from the same address still signs in, and a success is not a failure.
+    for _ in range(3):
+        assert post_login(http_client(guarded_server.url), "analyst", PASSWORD).status_code == 303
+    assert len(verified) == 8
+
+
+def test_sign_in_and_language_forms_need_their_csrf_token(live_server: LiveServer) -> None:
+    # Login CSRF: a page elsewhere posts the attacker's credentials from the victim's browser.
+    victim, other = http_client(live_server.url), http_client(live_server.url)
+    token, foreign = form_token(victim), form_token(other)
+    assert token != foreign
+    form = {"username": "analyst", "password": PASSWORD, "next": "/dashboard"}
+    forged = [
+        victim.post("/login", data=form),  # no token at all
+        victim.post("/login", data={**form, "csrf_token": foreign}),  # another browser's
+        victim.post("/login", data={**form, "csrf_token": "ä" * 43}),  # not even ASCII
+        victim.post("/login", data={**form, "csrf_token": token}, headers={"Origin": "https://evil.example"}),
+        victim.post("/login", data={**form, "csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"}),
+        http_client(live_server.url).post("/login", data={**form, "csrf_token": token}),  # no cookie
+    ]
+    assert [r.status_code for r in forged] == [403] * len(forged), [r.text[:200] for r in forged]
+    assert all("ctis_session" not in r.headers.get("set-cookie", "") for r in forged)
+    assert "reload the page" in forged[0].text
+    assert victim.post("/lang", data={"lang": "km"}).status_code == 403
+    assert victim.post("/lang", data={"lang": "km", "csrf_token": foreign}).status_code == 403
+    assert "ctis_lang" not in victim.cookies
+    assert victim.post("/lang", data={"lang": "km", "csrf_token": token}).status_code == 303
+    assert victim.cookies["ctis_lang"] == "km"
+    # The real form signs in, and the language forms of signed-in pages carry the session's token.
+    assert victim.post("/login", data={**form, "csrf_token": token}).status_code == 303
+    session_token = form_token(victim, "/account")
+    assert session_token != token
+    assert victim.post("/lang", data={"lang": "en", "csrf_token": session_token}).status_code == 303
+    assert victim.post("/lang", data={"lang": "km", "csrf_token": foreign}).status_code == 403
 
 
 def test_security_headers(live_server: LiveServer) -> None:
