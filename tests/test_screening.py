@@ -467,8 +467,12 @@ def test_stored_networks_grow_incrementally_and_are_read_back(engine: Engine, mo
         assert s.get(ScreenedPost, "s1").network_id == second  # type: ignore[union-attr]
         net = service.get_network(s, INVESTIGATOR, second)
         detail = service.get_post(s, INVESTIGATOR, "s3")
+        full = service.get_network(s, Actor(9, "root", "administrator", agency_id=None, scope="all"), second)
     assert net["size"] == 3 and [m["id"] for m in net["members"]] == ["s1", "s2", "s3"]
-    assert "phone:+66812345678" in net["contacts"] and set(net["languages"]) == {"en"}
+    assert "phone:+66812345678" in full["contacts"] and set(net["languages"]) == {"en"}
+    # to a reader who may not identify victims the numbers are aliases, one per number
+    assert {"phone:#1", "whatsapp:#1"} <= set(net["contacts"]) and "6681234" not in repr(net)
+    assert net["contacts"]["phone:#1"] == full["contacts"]["phone:+66812345678"]
     assert "{place}" in net["template"]
     assert detail["network"] == second and detail["flagged"]
     assert any(h["name"] == "hub_location" for h in detail["indicators"])
@@ -594,7 +598,8 @@ def test_pages_queue_post_with_highlights_status_and_network(
         analyst.post("/screening/posts/g1/status", data={"status": "watch"}).status_code == 403
     )  # no CSRF token
     graph = analyst.get(f"/screening/networks/{network}")
-    assert graph.status_code == 200 and "<svg" in graph.text and "phone:+66812345678" in graph.text
+    assert graph.status_code == 200 and "<svg" in graph.text and "phone:#1" in graph.text
+    assert "+66812345678" not in graph.text  # analysts may not identify: numbers are aliased
     khmer = http_client(server.url, cookies={**dict(analyst.cookies), "ctis_lang": "km"})
     assert "ប្រកាសដែលបានត្រួតពិនិត្យ" in khmer.get("/screening").text
 

@@ -530,7 +530,8 @@ class Sheet:
 
     Built only from the allegation's own fields (not the people it names),
     figures of the registry, counts of linked records per kind and the
-    external ids of linked cases and operations: no field of a person record
+    external ids of the linked cases and operations the reader may see (how
+    many others there are is said, not who they are): no field of a person record
     is ever read into it, so no role can make a sheet that identifies anyone.
     """
 
@@ -541,7 +542,10 @@ class Sheet:
     investigation_steps: int
     figures: list[dict[str, Any]]
     record_counts: dict[str, int]
+    #: External ids of linked cases and operations the reader may see (their own read path's scope).
     references: dict[str, list[str]]
+    #: Per kind, how many linked cases and operations were left out of ``references`` (not visible).
+    withheld: dict[str, int]
 
 
 #: The allegation fields a sheet states (``people_alleged`` may name people, so it is left out).
@@ -567,11 +571,17 @@ def evidence_sheet(session: Session, actor: Actor, external_id: str, form: str =
             counts[e.record_kind] = counts.get(e.record_kind, 0) + 1
             ids.setdefault(e.record_kind, []).append(int(e.record_id or 0))
     references: dict[str, list[str]] = {}
+    withheld: dict[str, int] = {}
     for kind in PUBLIC_REFERENCE_KINDS:
         if kind in ids:
+            # Only what the reader may see is named: a case id of another agency is theirs to publish.
+            visible = records.visible_ids(session, actor, kind, ids[kind])
+            if len(visible) < len(ids[kind]):
+                withheld[kind] = len(ids[kind]) - len(visible)
             model: Any = MODELS[kind]
-            found = session.scalars(select(model.external_id).where(model.id.in_(ids[kind])))
-            references[kind] = sorted(found)
+            found = session.scalars(select(model.external_id).where(model.id.in_(sorted(visible))))
+            if visible:
+                references[kind] = sorted(found)
     entry = audit.record(
         session, actor.username, "sheet", KIND, row.id, {"form": form, "figures": len(figures)}
     )
@@ -585,4 +595,5 @@ def evidence_sheet(session: Session, actor: Actor, external_id: str, form: str =
         figures=figures,
         record_counts={k: counts[k] for k in EVIDENCE_KINDS if k in counts},
         references=references,
+        withheld=withheld,
     )

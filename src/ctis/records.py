@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, field_errors, parse_date
-from ctis.security import audit
+from ctis.security import audit, probing
 from ctis.security.crypto import normalise_words
 from ctis.security.permissions import (
     READ,
@@ -67,6 +67,34 @@ class Invalid(ValueError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class HiddenRuleRefused(Invalid):
+    """A change refused by a rule on a value the actor may not see (422), or one probe too many (429).
+
+    ``events`` are the refusal's audit entries: the request's unit of work rolls
+    back, so the web layer appends them after it (``probing.record_after_rollback``).
+    """
+
+    def __init__(
+        self, errors: dict[str, str], actor: str, events: list[audit.Event], status: int = 422,
+        retry_after: int | None = None,
+    ):  # fmt: skip
+        super().__init__(errors)
+        self.actor = actor
+        self.events = events
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ScopeRefused(Forbidden):
+    """An own-scope user tried to move a record between agencies (403); audited like
+    :class:`HiddenRuleRefused`, after the request's rollback, from ``events``."""
+
+    def __init__(self, message: str, actor: str, events: list[audit.Event]):
+        super().__init__(message)
+        self.actor = actor
+        self.events = events
 
 
 class Conflict(Exception):
@@ -316,7 +344,10 @@ def save_record(
         before = repo.values(kind, [row], identify=True)[0]
         if "external_id" in data and data["external_id"] != external_id:
             raise Invalid({"external_id": "cannot be changed"})
+        _check_agency_move(actor, kind, row.id, before, data)
         data = {**before, **data}
+        if kind in probing.HIDDEN_RULES and not may_identify(actor, kind):
+            _guard_hidden_rules(session, actor, kind, row.id, before, data)
     try:
         record = _validate(kind, data)
     except Invalid as exc:
@@ -337,6 +368,41 @@ def save_record(
     return _view(repo, actor, kind, [row])[0], created
 
 
+def _guard_hidden_rules(
+    session: Session, actor: Actor, kind: str, record_id: int, before: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Refuse, in words that do not depend on it, a change that breaks a rule on a hidden value.
+
+    The change is first validated without the hidden value: what fails then is
+    the reader's own mistake and is told as usual.  What fails only with it is
+    answered with :data:`probing.MESSAGE` under the fields the change touched, so
+    different hidden values give the same answer; and each change of a field such
+    a rule reads counts as a probe, limited per user and record (``ctis.security.probing``).
+    """
+    hidden, fields = probing.HIDDEN_RULES[kind]
+    if before.get(hidden) is None:
+        return
+    blind = _validate(kind, {**data, hidden: None})  # raises the errors that owe nothing to the hidden value
+    touched = [f for f in fields if getattr(blind, f) != before.get(f)]
+    if not touched:
+        return
+    detail = {"fields": touched, "rule": f"{hidden} against {', '.join(fields)}"}
+    wait = probing.retry_after(session, actor.username, kind, record_id, fields)
+    if wait:
+        raise HiddenRuleRefused(
+            {f: probing.LIMITED for f in touched}, actor.username,
+            [audit.Event(probing.LIMITED_ACTION, kind, record_id, detail)], status=429, retry_after=wait,
+        )  # fmt: skip
+    try:
+        _validate(kind, data)
+    except Invalid:
+        raise HiddenRuleRefused(
+            {f: probing.MESSAGE for f in touched},
+            actor.username,
+            [audit.Event(probing.REFUSED_ACTION, kind, record_id, detail)],
+        ) from None
+
+
 def _reference_error(kind: str, message: str) -> dict[str, str]:
     for column, ref_kind in SCHEMAS[kind].references.items():
         if f"no {ref_kind} record" in message:
@@ -350,6 +416,32 @@ def _default_agency(session: Session, actor: Actor, kind: str, data: dict[str, A
     if actor.agency_id is None or column not in SCHEMAS[kind].model_fields or data.get(column):
         return
     data[column] = session.scalar(select(Agency.external_id).where(Agency.id == actor.agency_id))
+
+
+def _check_agency_move(
+    actor: Actor, kind: str, record_id: int, before: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    """Only users of scope ``all`` reassign a record to another agency.
+
+    The agency field decides who sees a record, so an own-scope user who changed
+    it could take another agency's record (a shelter filing a police victim under
+    its own name, and the police losing it) or hand theirs away.  Administrators
+    and data officers (scope ``all``) may reassign; the change is audited as any update.
+    """
+    column = "lead_agency" if kind == "operations" else "agency"
+    if actor.all_agencies or column not in SCHEMAS[kind].model_fields or column not in sent:
+        return
+    value = sent[column]
+    new = value.strip() or None if isinstance(value, str) else value
+    old = before.get(column)
+    if new == old:
+        return
+    raise ScopeRefused(
+        f"{actor.username} may not move this record from agency {old or '(none)'} to another: "
+        "only users with scope 'all' (administrators, data officers) reassign records",
+        actor.username,
+        [audit.Event("scope_refused", kind, record_id, {"fields": [column]})],
+    )
 
 
 def _check_scope_of_new_values(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from ctis import records
 from ctis.records import Invalid, NotFound
-from ctis.screening.service import DECISIONS
+from ctis.screening.service import DECISIONS, phone_aliases, sees_phones
 from ctis.security import audit
 from ctis.security.permissions import Actor, Permission, authorize, can
 from ctis.storage.models import Case, ScreenedPost, ScreeningContact, ScreeningLead, ScreeningNetwork
@@ -161,16 +161,25 @@ def refer(
                  {subject: stored_id, "lead": lead.id, "new_case": created, "from": old_status})  # fmt: skip
     if subject == "post":
         bump_data_version(session)  # the post's status is a breakdown of posts_flagged
-    return lead_view(lead, case, created)
+    return lead_view(lead, case, created, phones=sees_phones(actor))
 
 
-def lead_view(lead: ScreeningLead, case_external_id: str | None, created: bool = False) -> dict[str, Any]:
-    """A lead as the API and pages show it; ``case`` is None when the reader may not see the case."""
+def lead_view(
+    lead: ScreeningLead, case_external_id: str | None, created: bool = False, phones: bool = True
+) -> dict[str, Any]:
+    """A lead as the API and pages show it; ``case`` is None when the reader may not see the case.
+
+    ``phones`` False shows the numbers as ``phone:#1``… (readers who may not identify every kind
+    of person, as on network pages: ``service.sees_phones``).
+    """
+    contacts: list[str] = json.loads(lead.contacts or "[]")
+    if not phones:
+        alias = phone_aliases(contacts)
+        contacts = [alias.get(c, c) for c in contacts]
     return {
         "id": lead.id, "subject": lead.subject, "post": lead.post_id, "network": lead.network_id,
         "case": case_external_id, "case_created": created, "note": lead.note,
-        "contacts": json.loads(lead.contacts or "[]"), "created_by": lead.created_by,
-        "created_at": lead.created_at,
+        "contacts": contacts, "created_by": lead.created_by, "created_at": lead.created_at,
     }  # fmt: skip
 
 
@@ -180,7 +189,11 @@ def _views(session: Session, actor: Actor, leads: list[ScreeningLead]) -> list[d
     names = {
         i: ext for i, ext in session.execute(select(Case.id, Case.external_id).where(Case.id.in_(case_ids)))
     }
-    return [lead_view(lead, names.get(lead.case_id) if lead.case_id in visible else None) for lead in leads]
+    phones = sees_phones(actor)
+    return [
+        lead_view(lead, names.get(lead.case_id) if lead.case_id in visible else None, phones=phones)
+        for lead in leads
+    ]
 
 
 def leads_of(session: Session, actor: Actor, subject: str, subject_id: str) -> list[dict[str, Any]]:
@@ -217,4 +230,4 @@ def leads_of_case(session: Session, actor: Actor, case_external_id: str) -> list
     if leads:
         audit.record(session, actor.username, "screening.leads_read", "cases", case_id,
                      {"leads": [lead.id for lead in leads]})  # fmt: skip
-    return [lead_view(lead, case_external_id) for lead in leads]
+    return [lead_view(lead, case_external_id, phones=sees_phones(actor)) for lead in leads]

@@ -12,11 +12,13 @@ The index of record phones is kept in process memory for one data version
 (every change to records changes the token, so it is never stale), and holds
 keyed hashes of the numbers (the key ring's blind-index key), never a number.
 
-What the reader sees follows the record pages: only records within their agency
-scope are listed (others are counted), identifying fields are opened only for
-roles that may identify that kind of person, and the contact point that matched
-is named only to those roles too (a number on a victim's record is identifying).
-Every read of matches is appended to the audit chain with the record ids.
+A match says whose number a number is, so matches of a kind of person are shown
+only to roles that may identify that kind, in both directions (a network's
+matching records, a record's networks).  For anyone else they are neither listed
+nor counted: a reader who may post (an analyst) could otherwise post a guessed
+number and read off whose it is.  Of the kinds shown, only records within the
+reader's agency scope are listed (others are counted).  Every read of matches is
+appended to the audit chain with the record ids.
 """
 
 from __future__ import annotations
@@ -109,9 +111,10 @@ def network_matches(session: Session, actor: Actor, network_id: str) -> dict[str
     """The person records whose phone appears in a network's posts (audited).
 
     ``matches`` lists the records the reader may see, each with its kind,
-    external id, case and, for those who may identify, the names, the phone and
-    the contact point that matched; ``hidden`` counts matching records outside
-    the reader's agency or kinds they may not read.
+    external id, case, the names, the phone and the contact point that matched,
+    of the kinds the reader may identify; ``hidden`` counts matching records of
+    those kinds outside the reader's agency; ``withheld`` names the kinds the
+    reader may not identify, whose matches are neither listed nor counted.
     """
     authorize(actor, Permission.SCREENING_READ)
     network = resolve_network(session, network_id)
@@ -124,6 +127,10 @@ def network_matches(session: Session, actor: Actor, network_id: str) -> dict[str
     matches: list[dict[str, Any]] = []
     hidden = 0
     for kind, model in PHONE_KINDS.items():
+        if not may_identify(actor, kind):
+            # Not even counted: a reader who posts a guessed number and sees a match (or a count
+            # go up) has learnt whose number it is.  The answer names the kinds left out instead.
+            continue
         ids = sorted(row_id for k, row_id in hits if k == kind)
         if not ids:
             continue
@@ -131,7 +138,7 @@ def network_matches(session: Session, actor: Actor, network_id: str) -> dict[str
         hidden += len(ids) - len(visible)
         if not visible:
             continue
-        identify = may_identify(actor, kind)
+        identify = may_identify(actor, kind)  # always true here; kept so the masking stays explicit
         rows = list(session.scalars(select(model).where(model.id.in_(sorted(visible))).order_by(model.id)))
         values = repo.values(kind, rows, identify=identify)
         for row, fields in zip(rows, values, strict=True):
@@ -144,7 +151,9 @@ def network_matches(session: Session, actor: Actor, network_id: str) -> dict[str
             })  # fmt: skip
         detail = {"network": network.id, "ids": [r.id for r in rows], "identified": identify}
         audit.record(session, actor.username, "screening.match_read", kind, None, detail)
-    return {"network": network.id, "asked_for": network_id, "matches": matches, "hidden": hidden}
+    withheld = [kind for kind in PHONE_KINDS if not may_identify(actor, kind)]
+    return {"network": network.id, "asked_for": network_id, "matches": matches, "hidden": hidden,
+            "withheld": withheld}  # fmt: skip
 
 
 def record_networks(session: Session, actor: Actor, kind: str, external_id: str) -> list[dict[str, Any]]:
@@ -152,8 +161,9 @@ def record_networks(session: Session, actor: Actor, kind: str, external_id: str)
 
     Empty for readers without ``screening:read``.  Each entry names the
     network, how many of its posts carry the number, the record whose phone it
-    is, and the contact point itself only to those who may identify that kind
-    of person.  The record itself must be one the reader may see; the read is audited.
+    is and the contact point, for the kinds of person the reader may identify
+    only (for other kinds: nothing, as for a record without a match).  The record
+    itself must be one the reader may see; the read is audited.
     """
     if not can(actor, Permission.SCREENING_READ) or kind not in (*PHONE_KINDS, "cases"):
         return []
@@ -166,12 +176,12 @@ def record_networks(session: Session, actor: Actor, kind: str, external_id: str)
     if kind == "cases":
         case_id = record_id
         for person_kind, model in PHONE_KINDS.items():
-            if not can(actor, READ[person_kind]):
+            if not can(actor, READ[person_kind]) or not may_identify(actor, person_kind):
                 continue
             rows = list(session.scalars(select(model).where(model.case_id == case_id).order_by(model.id)))
             visible = records.visible_ids(session, actor, person_kind, [r.id for r in rows])
             people += [(person_kind, r) for r in rows if r.id in visible]
-    else:
+    elif may_identify(actor, kind):
         people = [(kind, session.get(model, record_id))]
     repo = Repository(session, actor=actor.username)
     out: list[dict[str, Any]] = []

@@ -31,7 +31,7 @@ from ctis.screening import networks as nw
 from ctis.screening.posts import Post
 from ctis.screening.score import Screened, screen_many
 from ctis.security import audit
-from ctis.security.permissions import Actor, Permission, authorize
+from ctis.security.permissions import IDENTIFY, Actor, Permission, authorize, may_identify
 from ctis.storage.models import ScreenedPost, ScreeningContact, ScreeningNetwork, utcnow
 from ctis.storage.repository import bump_data_version
 
@@ -280,15 +280,66 @@ def get_network(session: Session, actor: Actor, network_id: str) -> dict[str, An
     masked = [nw.mask(f"{t.title}\n{t.text}" if t.title else t.text, language=t.language) for t in texts]
     audit.record(session, actor.username, "screening.network_read", "screening_networks", None,
                  {"network": row.id})  # fmt: skip
+    contacts: dict[str, int] = json.loads(row.contacts)
+    if not sees_phones(actor):
+        contacts, member_contacts = _pseudonymise_phones(contacts, member_contacts)
     return {
         "id": row.id, "asked_for": asked, "status": row.status, "size": row.size,
         "template": nw.template(masked), "member_contacts": member_contacts,
-        "languages": json.loads(row.languages), "contacts": json.loads(row.contacts),
+        "languages": json.loads(row.languages), "contacts": contacts,
         "first_seen": row.first_seen, "last_seen": row.last_seen,
         "flagged": sum(1 for m in members if m.flagged),
         "members": [{"id": m.id, "posted_at": m.posted_at, "language": m.language, "score": m.score,
                      "flagged": m.flagged, "source": m.source, "status": m.status} for m in members],
     }  # fmt: skip
+
+
+def sees_phones(actor: Actor) -> bool:
+    """Whether screening pages show this reader phone numbers: only if they may identify every kind
+    of person, since a number in a network (or a lead) may also be a victim's or a suspect's."""
+    return all(may_identify(actor, kind) for kind in IDENTIFY)
+
+
+def _number(contact: str) -> str | None:
+    """The phone number a contact point carries (``phone:+855…``, ``whatsapp:+66…``), if any."""
+    _scheme, _, value = contact.partition(":")
+    digits = value.removeprefix("+")
+    return digits if len(digits) >= 6 and digits.isdigit() else None
+
+
+def phone_aliases(contacts: list[str]) -> dict[str, str]:
+    """``phone:#1``, ``whatsapp:#1``, ``phone:#2``… for the contacts among ``contacts`` that carry a
+    phone number: one alias number per number, in order of first appearance."""
+    numbers: dict[str, int] = {}
+    out = {}
+    for contact in dict.fromkeys(contacts):
+        number = _number(contact)
+        if number is not None:
+            n = numbers.setdefault(number, len(numbers) + 1)
+            out[contact] = f"{contact.partition(':')[0]}:#{n}"
+    return out
+
+
+def _pseudonymise_phones(
+    contacts: dict[str, int], member_contacts: dict[str, list[str]]
+) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Every phone number of a network as ``phone:#1``, ``phone:#2``… (most used first), also
+    where a messaging handle is the number (``whatsapp:#1``).
+
+    For readers who may not identify every kind of person: a number on a
+    network page could be a victim's or a suspect's.  All numbers are replaced,
+    not only those found in case records, since replacing only those would tell
+    a reader who posted a guessed number that it is someone's on record.  Which
+    posts share a number still shows; the numbers themselves are in the posts,
+    which show the same to every reader.
+    """
+    ordered = sorted(contacts, key=lambda c: (-contacts[c], c))
+    ordered += sorted({c for cs in member_contacts.values() for c in cs} - set(ordered))
+    alias = phone_aliases(ordered)
+    return (
+        {alias.get(c, c): n for c, n in contacts.items()},
+        {post: [alias.get(c, c) for c in cs] for post, cs in member_contacts.items()},
+    )
 
 
 def list_posts(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,16 +24,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ctis import __version__, records
+from ctis.security import probing
 from ctis.security.permissions import Forbidden
 from ctis.security.ratelimit import sign_in_limiter
 from ctis.web import i18n
-from ctis.web.deps import LANG_COOKIE, NotSignedIn
+from ctis.web.deps import LANG_COOKIE, NotSignedIn, trusted_proxies
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 1_000_000  # bytes; imports of large files go through the CLI
@@ -74,11 +77,24 @@ class GuardMiddleware:
         headers = Headers(scope=scope)
         length = headers.get("content-length")
         if length and (not length.isdigit() or int(length) > MAX_BODY):
-            too_large = JSONResponse(
-                {"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413
-            )
-            await too_large(scope, receive, self._secure(send, scope["path"]))
+            await _too_large()(scope, receive, self._secure(send, scope["path"]))
             return
+        # A chunked body has no Content-Length, and one that has may still be read by whoever
+        # reads first (a form parser, before any sign-in check): count what arrives instead.
+        limited = _LimitedBody(receive, MAX_BODY)
+        receive, send = limited, limited.guard(self._secure(send, scope["path"]))
+        if "json" in headers.get("content-type", ""):
+            # JSON may carry a lone surrogate ("\ud800"), which no database, page or JSON answer
+            # can encode: refused here, once for every route, before any handler works on it.
+            try:
+                body = await limited.read_all()
+            except BodyTooLarge:
+                await limited.answer()
+                return
+            if _has_lone_surrogate(body):
+                await _unpaired_surrogate()(scope, receive, send)
+                return
+            receive = limited.replay(body)
         cookies = _cookies(headers)
         lang = i18n.negotiate(headers.get("accept-language"), cookies.get(LANG_COOKIE))
         token = i18n.set_language(lang)
@@ -86,10 +102,12 @@ class GuardMiddleware:
         slots: asyncio.Semaphore | None = getattr(scope["app"].state, "slots", None)
         try:
             if slots is None or scope["path"].startswith("/static/"):
-                await self.app(scope, receive, self._secure(send, scope["path"]))
+                await self.app(scope, receive, send)
             else:
                 async with slots:
-                    await self.app(scope, receive, self._secure(send, scope["path"]))
+                    await self.app(scope, receive, send)
+        except BodyTooLarge:
+            await limited.answer()
         finally:
             i18n.current_lang.reset(token)
             i18n.khmer_digits.reset(digits)
@@ -106,6 +124,130 @@ class GuardMiddleware:
             await send(message)
 
         return send_with_headers
+
+
+def _too_large() -> JSONResponse:
+    return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The body grew past :data:`MAX_BODY` while it was being read; answered 413."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=f"request body larger than {MAX_BODY} bytes")
+
+
+class _LimitedBody:
+    """``receive`` that counts the body's bytes as they arrive and stops at the limit.
+
+    The first chunk past the limit raises :class:`BodyTooLarge` (an HTTP 413 exception, which
+    FastAPI's body parsing passes on rather than turning into a 400), so no more than the limit
+    and one chunk is ever held.  Whatever the application answers after that — a handler that
+    caught the exception and answered something else included — :meth:`guard` replaces with the
+    413, so an oversized body is never half-processed.
+    """
+
+    def __init__(self, receive: Receive, limit: int):
+        self._receive = receive
+        self.limit = limit
+        self.received = 0
+        self.exceeded = False
+        self._send: Send | None = None
+        self._started = False
+
+    async def __call__(self) -> Message:
+        if self.exceeded:
+            raise BodyTooLarge()
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge()
+        return message
+
+    async def read_all(self) -> bytes:
+        """The whole body (within the limit), for a check before the application sees it."""
+        chunks: list[bytes] = []
+        while True:
+            message = await self()
+            if message["type"] != "http.request":  # the client went away: the app will hear it
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def replay(self, body: bytes) -> Receive:
+        """``receive`` that gives the application ``body`` (already read), then the client's events."""
+        given = False
+
+        async def receive() -> Message:
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await self._receive()
+
+        return receive
+
+    def guard(self, send: Send) -> Send:
+        self._send = send
+
+        async def send_unless_too_large(message: Message) -> None:
+            if self.exceeded:
+                await self.answer()
+                return
+            if message["type"] == "http.response.start":
+                self._started = True
+            await send(message)
+
+        return send_unless_too_large
+
+    async def answer(self) -> None:
+        """Send the 413 once, unless another answer had already begun before the limit was hit."""
+        if self._started or self._send is None:
+            return
+        self._started = True
+        response = _too_large()
+        await self._send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await self._send({"type": "http.response.body", "body": response.body})
+
+
+def _unpaired_surrogate() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "invalid request",
+         "errors": {"body": "text holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode"}},
+        status_code=422,
+    )  # fmt: skip
+
+
+def _has_lone_surrogate(body: bytes) -> bool:
+    """Whether a JSON body holds a string (or key) with an unpaired surrogate escape.
+
+    Only ``\\u`` escapes can produce one (UTF-8 cannot encode a surrogate), so a body without
+    them is not parsed at all; a body that is not JSON is left to the application's 422.
+    """
+    if b"\\u" not in body:
+        return False
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _cookies(headers: Headers) -> dict[str, str]:
@@ -156,7 +298,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     if secure_cookies is None:
         secure_cookies = os.environ.get("CTIS_SECURE_COOKIES") == "1"
     from ctis import services
-    from ctis.web import allegations, api, claims, linkage, pages, publication, screening
+    from ctis.web import allegations, api, apidocs, claims, linkage, pages, publication, screening
 
     app = FastAPI(
         lifespan=_lifespan,
@@ -164,13 +306,14 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
         version=__version__,
         description="Counter-Trafficking Information System. Figures come from the metric registry; "
         "identifying fields are masked unless your role may see them.",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is ctis.web.apidocs: vendored Swagger UI that the CSP allows
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.engine = engine or services.engine()
     app.state.secure_cookies = secure_cookies
     app.state.limiter = sign_in_limiter()
+    trusted_proxies()  # CTIS_TRUSTED_PROXIES is checked now: a mistake stops the start, not a sign-in
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(claims.router)
@@ -178,6 +321,7 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     app.include_router(publication.router)
     app.include_router(screening.router)
     app.include_router(linkage.router)
+    app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(GuardMiddleware)
@@ -189,6 +333,9 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
+        if isinstance(exc, records.ScopeRefused):  # audited after the request's rollback
+            engine = request.app.state.engine
+            await run_in_threadpool(probing.record_after_rollback, engine, exc.actor, exc.events)
         return problem(request, 403, str(exc))
 
     @app.exception_handler(records.NotFound)
@@ -198,6 +345,15 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
     @app.exception_handler(records.Invalid)
     async def invalid(request: Request, exc: records.Invalid) -> Response:
         return problem(request, 422, str(exc), errors=exc.errors)
+
+    @app.exception_handler(records.HiddenRuleRefused)
+    async def hidden_rule(request: Request, exc: records.HiddenRuleRefused) -> Response:
+        # The request's unit of work has been rolled back by now; the refusal is audited on its own.
+        engine = request.app.state.engine
+        await run_in_threadpool(probing.record_after_rollback, engine, exc.actor, exc.events)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        body = {"detail": str(exc), "errors": exc.errors}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(records.Conflict)
     async def conflict(request: Request, exc: records.Conflict) -> Response:
@@ -230,6 +386,12 @@ def create_app(engine: Engine | None = None, secure_cookies: bool | None = None)
             page.headers.update(headers)
             return page
         return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: OverflowError) -> Response:
+        # SQLite's driver raises this (not a DataError) for an integer past 64 bits, and the
+        # calendar for a date past 9999: out-of-range input that a route did not bound itself.
+        return problem(request, 422, f"invalid value: out of range ({exc})")
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:

@@ -251,6 +251,9 @@ class MatchesOut(BaseModel):
     asked_for: str
     matches: list[dict[str, Any]]
     hidden: int
+    withheld: list[str] = Field(
+        default=[], description="Kinds of person you may not identify: their matches are not shown"
+    )
 
 
 class TrendPeriod(BaseModel):
