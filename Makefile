@@ -28,8 +28,12 @@ run: $(STAMP) ## Create the venv, build the demo database, serve the application
 	@echo "The CLI: $(CTIS) --help"
 	$(CTIS) serve --host 127.0.0.1 --port 8000
 
+# deptry: every import is declared, src against the runtime dependencies (a dev-extra package
+# there is an error), tests and benchmarks against those and the dev extra ([tool.deptry])
 test: $(STAMP) ## Install what tests need and run the whole suite (SQLite and PostgreSQL)
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
+	$(VENV)/bin/deptry src
+	$(VENV)/bin/deptry tests $(wildcard benchmarks) --ignore DEP002,DEP004
 	$(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=85
 
 lint: $(STAMP) ## ruff check and format check
