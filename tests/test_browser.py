@@ -395,3 +395,20 @@ def test_reports_breakdown_submits_itself(tab: Tab) -> None:
     headers = page.locator("table.report thead th").all_inner_texts()
     assert headers[2:4] == ["0-8", "9-17"]
     tab.assert_clean()
+
+
+def test_api_docs_show_the_operations_under_the_csp(tab: Tab) -> None:
+    """Swagger UI from the vendored files, started by a static script: nothing the CSP refuses."""
+    outside: list[str] = []
+    tab.page.on("request", lambda r: r.url.startswith(tab.base) or outside.append(r.url))
+    page = tab.go("/api/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("CTIS API")
+    operations = page.locator(".opblock")
+    expect(operations.first).to_be_visible()
+    assert operations.count() > 20
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/me").first).to_be_visible()
+    # an operation opens, as a reader would open it
+    page.locator(".opblock-summary", has_text="/api/v1/me").first.click()
+    expect(page.locator(".opblock-body").first).to_be_visible()
+    assert outside == [], "the docs page called outside its origin"
+    tab.assert_clean()
