@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -30,6 +30,8 @@ from ctis.web.deps import DB, ApiIdentity, check_csrf
 from ctis.web.pages import PageIdentity, _ordered_codes, _script_json, field_label, render, value_label
 
 router = APIRouter()
+#: A release version in a path: a database integer, so a number past its range is a 422, not a 500.
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 METHODS = (i18n.N_("suppression"), i18n.N_("dp"))
 STATUS_WORDS = (i18n.N_("exact"), i18n.N_("suppressed"), i18n.N_("noisy"))
@@ -84,7 +86,7 @@ def api_list(who: ApiIdentity, db: DB) -> dict[str, Any]:
 
 
 @router.get("/api/v1/releases/{version}", tags=["releases"], responses=ERRORS)
-def api_get(who: ApiIdentity, db: DB, version: int) -> dict[str, Any]:
+def api_get(who: ApiIdentity, db: DB, version: Version) -> dict[str, Any]:
     """One release with every published figure (hidden ones with a null value)."""
     authorize(who.actor, Permission.REPORTS_READ)
     release = releases.get_release(db, version)
@@ -287,6 +289,6 @@ def latest_csv(db: DB) -> Response:
 
 
 @router.get("/transparency/releases/{version}.csv")
-def version_csv(db: DB, version: int) -> Response:
+def version_csv(db: DB, version: Version) -> Response:
     """Any transparency release as CSV, by its version number (exports are not the page's to give)."""
     return _csv(db, releases.get_release(db, version, releases.TRANSPARENCY))
