@@ -100,3 +100,10 @@ def test_undeclared_leftovers_are_gone_from_the_lock() -> None:
     """khmer-nltk was declared and never imported (screening segments Khmer itself); its tree went with it."""
     pins = _lock()
     assert "khmer-nltk" not in pins and "sklearn-crfsuite" not in pins
+
+
+def test_build_backend_floor_reads_the_licence_expression() -> None:
+    """``license = "Apache-2.0"`` (PEP 639) is refused by setuptools before 77: the floor must say so."""
+    assert isinstance(PYPROJECT["project"]["license"], str)
+    floor = next(Requirement(r) for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools"))
+    assert not floor.specifier.contains("76.1.0") and floor.specifier.contains("77.0.3")
