@@ -66,6 +66,17 @@ def test_write_csv_never_starts_a_cell_with_a_formula_character() -> None:
     assert "-4" in cells  # a negative number is a number, not text
 
 
+def test_a_carriage_return_inside_a_value_cannot_start_a_row_of_its_own(tmp_path: Path) -> None:
+    """A lone CR is a line break to every CSV reader: unquoted, "x\r=1+1" put a formula in a new row."""
+    out = io.StringIO()
+    write_csv(out, ["name", "n"], [["x\r=1+1", -4], ["plain", 2]])
+    rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert rows == [["name", "n"], ["x\r=1+1", "-4"], ["plain", "2"]]
+    (tmp_path / "cr.csv").write_text(out.getvalue(), encoding="utf-8", newline="")
+    _, read = read_table(tmp_path / "cr.csv")
+    assert [r["name"] for r in read] == ["x\r=1+1", "plain"]
+
+
 def test_write_xlsx_writes_formula_like_text_as_text(tmp_path: Path) -> None:
     path = tmp_path / "out.xlsx"
     write_xlsx(path, {"s": (["=h", "n"], [[a, -4] for a in ATTACKS])})

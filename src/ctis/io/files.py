@@ -183,10 +183,15 @@ def _read_xlsx(path: Path, data: bytes) -> tuple[list[str], list[list[str]]]:
 def write_csv(out: IO[str], header: Sequence[str], rows: Iterable[dict[str, Any] | Sequence[Any]]) -> None:
     """Header and rows as CSV, every text cell guarded against formula injection (:func:`guard_cell`)."""
     writer = csv.writer(out, lineterminator="\n")
+    # The csv module quotes a field holding "\n" (the line terminator) but not one holding a lone
+    # "\r", which every reader takes for a line break: "x\r=1+1" would become a row of its own
+    # beginning with a formula.  A row with a CR in it is written fully quoted instead.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow([guard_cell(h) for h in header])
     for row in rows:
         values = [row.get(h) for h in header] if isinstance(row, dict) else row
-        writer.writerow([guard_cell(v) for v in values])
+        cells = [guard_cell(v) for v in values]
+        (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
 
 
 def write_xlsx(
