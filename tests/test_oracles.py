@@ -339,3 +339,19 @@ def test_a_guessed_phone_is_not_confirmed_by_a_network(engine: Engine, site: Sit
     # the post itself shows what was posted, to everyone alike
     with Session(engine) as s:
         assert screening.get_post(s, Actor(1, "ana", "analyst", None, "all"), "guess-0")["id"] == "guess-0"
+
+
+@pytest.mark.web
+def test_the_evidence_sheet_page_names_only_visible_cases(engine: Engine, site: Site) -> None:
+    admin = Actor(id=9, username="root", role="administrator", agency_id=None, scope="all")
+    with Session(engine) as s, s.begin():
+        al.save_allegation(s, admin, {"external_id": "AL-W", "source": "media", "alleged_on": "2019-06-01",
+                                      "text": "A claim.", "agency": "AG-NGO"})  # fmt: skip
+        for xid in ("CASE-NGO", "CASE-POL"):
+            al.add_evidence(s, admin, "AL-W", {"kind": "cases", "external_id": xid})
+    vera, root = sign_in(site.live.url, "vera", PASSWORD), sign_in(site.live.url, "root", PASSWORD)
+    narrow, full = vera.get("/allegations/AL-W/sheet"), root.get("/allegations/AL-W/sheet")
+    assert narrow.status_code == 200 and full.status_code == 200
+    assert "CASE-NGO" in narrow.text and "CASE-POL" not in narrow.text
+    assert re.search(r'data-testid="withheld-cases">[^<]*1\)', narrow.text), narrow.text[-2000:]
+    assert "CASE-POL" in full.text and 'data-testid="withheld-cases"' not in full.text
