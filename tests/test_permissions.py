@@ -156,8 +156,9 @@ def test_can_authorize_and_may_identify() -> None:
 
 #: API routes anyone may call: none, every /api/v1 route needs a session or a token.
 PUBLIC_API: set[tuple[str, str]] = set()
-#: The schema and its viewer (with the viewer's OAuth2 helper page), outside /api/v1.
-API_DOCS = {"/api/openapi.json", "/api/docs", "/docs/oauth2-redirect"}
+#: The schema and its viewer, outside /api/v1 (ctis.web.apidocs; no OAuth2 helper page: the API
+#: takes sessions and personal tokens, not OAuth2).
+API_DOCS = {"/api/openapi.json", "/api/docs"}
 #: Pages that answer without a session.
 PUBLIC_PAGES = {("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/lang")}
 #: The public transparency page and its downloads (ctis.web.publication): released figures only.
