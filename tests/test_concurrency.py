@@ -253,3 +253,52 @@ def test_a_long_write_by_another_process_gives_2xx_or_503_with_retry_after(
         )
         assert after.status_code == 200
         assert audit.verify(served.engine).ok
+
+
+def _write_from_another_thread(engine: Engine) -> str:
+    """Whether another thread can write now: 'ok', or the error it met within the busy timeout."""
+    from sqlalchemy import text
+
+    outcome: list[str] = []
+
+    def write() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO probe (note) VALUES ('other thread')"))
+            outcome.append("ok")
+        except Exception as exc:  # the outcome is the test's subject
+            outcome.append(f"{type(exc).__name__}: {exc}")
+
+    t = threading.Thread(target=write)
+    t.start()
+    t.join(timeout=30)
+    return outcome[0] if outcome else "still waiting"
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback", "failed statement", "closed without either"])
+def test_a_transaction_gives_back_its_write_turn_however_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """Writers in one process queue for an SQLite file in a lock (``storage.db._queue_writers``);
+    a turn kept after its transaction ended would stall every later writer of the file."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    monkeypatch.setenv("CTIS_SQLITE_BUSY_TIMEOUT", "0.5")
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY, note TEXT NOT NULL)"))
+    conn = engine.connect()
+    conn.execute(text("INSERT INTO probe (note) VALUES ('first')"))
+    assert _write_from_another_thread(engine).startswith("OperationalError"), "the write is not exclusive"
+    if ending == "commit":
+        conn.commit()
+    elif ending == "rollback":
+        conn.rollback()
+    elif ending == "failed statement":
+        with pytest.raises(IntegrityError):
+            conn.execute(text("INSERT INTO probe (note) VALUES (NULL)"))
+        conn.rollback()
+    conn.close()
+    assert _write_from_another_thread(engine) == "ok"
+    engine.dispose()

@@ -96,13 +96,34 @@ def _queue_writers(engine: Engine, path: str | None, wait: float) -> None:
             raise OperationalError(statement, None, reason)
         conn.info[_HOLDS_TURN] = True
 
-    def _end_turn(info: dict[Any, Any]) -> None:
-        if info.pop(_HOLDS_TURN, False):
+    def _end_turn(info: dict[Any, Any] | None) -> None:
+        if info is not None and info.pop(_HOLDS_TURN, False):
             queue.release()
 
-    # The transaction ends: commit or rollback; or, where neither came, the pool takes it back.
-    event.listen(engine, "commit", lambda conn: _end_turn(conn.info))
-    event.listen(engine, "rollback", lambda conn: _end_turn(conn.info))
+    def _info(dbapi_connection: Any) -> dict[Any, Any] | None:
+        try:  # a pooled connection's; the first connect's probe has none
+            return dbapi_connection.info
+        except (AttributeError, NotImplementedError):
+            return None
+
+    # The turn ends once SQLite's own lock is free: after the driver's commit or rollback (the
+    # engine's "commit" event comes before it, and a writer woken then would find SQLite's lock
+    # still held and sleep), so this engine's dialect gets wrapped methods; the pool's check-in
+    # catches a connection given back with neither.
+    dialect: Any = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        _end_turn(_info(dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _end_turn(_info(dbapi_connection))
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
     event.listen(engine, "checkin", lambda _dbapi, record: _end_turn(record.info) if record else None)
 
 
