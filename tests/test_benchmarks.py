@@ -60,3 +60,21 @@ def test_screening_evaluation_runs_and_prints_every_goal() -> None:
     assert run.returncode == 0, (out + run.stderr)[-2000:]
     assert "flagging (test part" in out and "entities (test part)" in out and "networks (all" in out
     assert "goal >= 2,000 on 2 cores" in out, out[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.web
+def test_records_load_benchmark_covers_reads_lists_searches_and_writes() -> None:
+    # In a fresh interpreter, as a person runs it (it starts server processes and its own database);
+    # tiny: one backend, two concurrencies, half a second a row, a one-second open loop at 20 req/s.
+    run = subprocess.run(  # noqa: S603 - this interpreter and a script of the repository
+        [sys.executable, str(BENCHMARKS / "api_records_load.py"), "--seconds", "0.5", "--clients", "1,8",
+         "--open-seconds", "1", "--rate", "20", "--drain", "5"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    out = run.stdout
+    assert run.returncode == 0, (out + run.stderr)[-3000:]
+    for workload in ("read", "list", "search", "write", "mix"):
+        assert any(line.split()[:3] == ["sqlite", workload, "8"] for line in out.splitlines()), workload
+    assert "floor      no-op" in out and "in-process reference" in out
+    assert "errors in all rows: 0; audit chains intact: yes" in out, out[-3000:]
