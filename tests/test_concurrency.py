@@ -31,7 +31,7 @@ from ctis import accounts
 from ctis.security import audit
 from ctis.storage.db import make_engine, migrate, session_scope
 from ctis.storage.models import Agency
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, LiveServer
 from tests.factories import Fixture
 
 pytestmark = [pytest.mark.web, pytest.mark.slow]
@@ -302,3 +302,53 @@ def test_a_transaction_gives_back_its_write_turn_however_it_ends(
     conn.close()
     assert _write_from_another_thread(engine) == "ok"
     engine.dispose()
+
+
+def _probe_server(tmp_path: Path, path: str, error: Exception) -> LiveServer:
+    """The real application on loopback with one more route, which raises ``error``."""
+    server = LiveServer(make_engine(f"sqlite:///{tmp_path / 'probe.db'}"))
+
+    def probe() -> None:
+        raise error
+
+    server.app.add_api_route(path, probe)
+    return server
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/api/v1/busy-probe", "database is locked"),
+        ("/busy-probe", "database is locked"),
+        ("/api/v1/busy-probe", "database table is locked"),
+    ],
+)
+def test_a_busy_database_is_answered_503_with_retry_after_on_pages_and_the_api(
+    tmp_path: Path, path: str, reason: str
+) -> None:
+    """The last line of defence in ``web/app.py``: whatever route meets SQLite's lock past the busy
+    timeout answers 503 with Retry-After (a page for pages, JSON for the API), never 500."""
+    from sqlalchemy.exc import OperationalError
+
+    error = OperationalError("INSERT INTO audit_log ...", None, sqlite3.OperationalError(reason))
+    server = _probe_server(tmp_path, path, error)
+    try:
+        r = httpx.get(server.url + path, timeout=30)
+    finally:
+        server.stop()
+    assert r.status_code == 503, r.text[:300]
+    assert int(r.headers["retry-after"]) > 0
+    assert "busy" in r.text
+    wanted = "application/json" if path.startswith("/api/") else "text/html"
+    assert r.headers["content-type"].startswith(wanted)
+
+
+def test_other_database_errors_are_not_dressed_up_as_busy(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    error = OperationalError("SELECT ...", None, sqlite3.OperationalError("no such table: victims"))
+    server = _probe_server(tmp_path, "/api/v1/broken-probe", error)
+    try:
+        assert httpx.get(server.url + "/api/v1/broken-probe", timeout=30).status_code == 500
+    finally:
+        server.stop()
