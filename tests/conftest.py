@@ -230,8 +230,13 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         sock.close()
         self.app = create_app(engine)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        config = uvicorn.Config(  # proxy headers off, as `ctis serve` has them (ctis.web.deps)
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from starlette.requests import Request
 from typer.testing import CliRunner
 
 from ctis.security.ratelimit import Limit, RateLimiter, RedisRateLimiter, Reservation, sign_in_limiter
+from ctis.web.deps import client_address, trusted_proxies
+from tests.conftest import REDIS_URL, redis_or_skip
 
-REDIS_URL = os.environ.get("CTIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LIMITS = {"account": Limit(3, 60), "global": Limit(5, 60)}
-
-
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CTIS_REQUIRE_REDIS") == "1":
-            raise
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    _redis_or_skip()
-    name = f"ctis-test-{secrets.token_hex(6)}"
-    yield name
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{name}:*"):
-        client.delete(key)
 
 
 @pytest.fixture
@@ -87,7 +65,7 @@ def test_two_processes_share_the_windows_through_redis(prefix: str) -> None:
 
 
 def test_redis_is_used_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    _redis_or_skip()
+    redis_or_skip()
     monkeypatch.setenv("CTIS_REDIS_URL", REDIS_URL)
     assert isinstance(sign_in_limiter(), RedisRateLimiter)
     monkeypatch.delenv("CTIS_REDIS_URL")
@@ -175,3 +153,62 @@ def test_a_successful_attempt_gives_its_reservation_back(kind: str, request: pyt
     limiter.reset("account", "ana")
     assert limiter.reserve(keys).granted and limiter.reserve(keys).granted  # 5 of 5 in the global window
     assert not limiter.reserve({"account": "bo", "global": "*"}).granted  # the global window is full
+
+
+# -- the address a sign-in is counted under ------------------------------------------------------------
+
+
+def _request(peer: str, forwarded: str | None = None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+    return Request(
+        {"type": "http", "method": "POST", "path": "/login", "client": (peer, 40000), "headers": headers}
+    )
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CTIS_TRUSTED_PROXIES", raising=False)
+    # By default no proxy is trusted: anyone can write the header, so it is ignored.
+    assert client_address(_request("127.0.0.1", "203.0.113.9")) == "127.0.0.1"
+    assert client_address(_request("192.0.2.1", "203.0.113.9")) == "192.0.2.1"
+    monkeypatch.setenv("CTIS_TRUSTED_PROXIES", "10.0.0.0/8, ::1")
+    assert client_address(_request("192.0.2.1", "203.0.113.9")) == "192.0.2.1"  # not a proxy of ours
+    assert client_address(_request("10.0.0.5", "203.0.113.9")) == "203.0.113.9"
+    assert client_address(_request("::1", "2001:db8::7")) == "2001:db8::7"
+    # The client may send its own header; the proxy appends what it saw: the rightmost untrusted wins.
+    assert client_address(_request("10.0.0.5", "198.51.100.1, 203.0.113.9")) == "203.0.113.9"
+    assert client_address(_request("10.0.0.5", "203.0.113.9, 10.0.0.7")) == "203.0.113.9"  # two proxies
+    assert client_address(_request("10.0.0.5", "10.0.0.9")) == "10.0.0.9"  # all of ours: the first
+    assert client_address(_request("10.0.0.5", "203.0.113.9, not-an-address")) == "10.0.0.5"
+    assert client_address(_request("10.0.0.5", "")) == "10.0.0.5"
+    assert client_address(_request("10.0.0.5")) == "10.0.0.5"
+
+
+def test_a_mistyped_proxy_list_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, sqlite_env: object) -> None:
+    monkeypatch.setenv("CTIS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.example")
+    with pytest.raises(ValueError, match=re.escape("'proxy.example' is not an address or network")):
+        trusted_proxies()
+    import uvicorn
+
+    from ctis.cli.main import app
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2 and "CTIS_TRUSTED_PROXIES" in result.output
+    assert not started
+
+
+def test_serve_leaves_forwarded_headers_to_the_application(
+    monkeypatch: pytest.MonkeyPatch, sqlite_env: object
+) -> None:
+    # uvicorn's own proxy handling believes X-Forwarded-For from 127.0.0.1 by default.
+    import uvicorn
+
+    from ctis.cli.main import app
+
+    monkeypatch.delenv("CTIS_TRUSTED_PROXIES", raising=False)
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert calls and calls[0].get("proxy_headers") is False

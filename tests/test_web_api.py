@@ -135,6 +135,29 @@ def test_sign_in_and_language_forms_need_their_csrf_token(live_server: LiveServe
     assert victim.post("/lang", data={"lang": "km", "csrf_token": foreign}).status_code == 403
 
 
+def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    web_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Believed blindly, X-Forwarded-For gives every guess a fresh address and beats the address limit.
+    monkeypatch.delenv("CTIS_TRUSTED_PROXIES", raising=False)
+    server = LiveServer(web_engine)  # fresh sign-in windows, not the shared server's
+    try:
+        client = http_client(server.url)
+
+        def guess(i: int, forwarded: str) -> int:
+            r = post_login(client, f"nobody-{i}", "wrong password!!", headers={"X-Forwarded-For": forwarded})
+            return r.status_code
+
+        codes = [guess(i, f"203.0.113.{i}") for i in range(21)]
+        assert codes == [401] * 20 + [429]  # 20 failures from one address (127.0.0.1), whatever it claims
+        monkeypatch.setenv("CTIS_TRUSTED_PROXIES", "127.0.0.1")
+        assert guess(21, "203.0.113.21") == 401  # our proxy's word: another client
+        assert guess(22, "203.0.113.22, 127.0.0.1") == 401
+        assert guess(23, "203.0.113.21") == 401  # that client's second failure
+    finally:
+        server.stop()
+
+
 def test_security_headers(live_server: LiveServer) -> None:
     client = sign_in(live_server.url, "social")
     r = client.get("/records/victims")

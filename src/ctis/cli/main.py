@@ -472,6 +472,12 @@ def serve(
             "the sign-in rate limits; without it each worker would allow the limit again",
             2,
         )
+    from ctis.web.deps import trusted_proxies
+
+    try:
+        trusted_proxies()  # a mistyped proxy list stops the start, not the first sign-in
+    except ValueError as exc:
+        fail(str(exc), 2)
     services.init_database()
     path = services.demo_accounts_path()
     console.print(f"CTIS is running at [bold]http://{host}:{port}/[/bold]  (API docs: /api/docs)")
@@ -489,6 +495,7 @@ def serve(
             port=port,
             log_level="warning",
             server_header=False,
+            proxy_headers=False,  # X-Forwarded-For only from CTIS_TRUSTED_PROXIES (ctis.web.deps)
         )
         return
     uvicorn.run(
@@ -497,6 +504,7 @@ def serve(
         port=port,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,
     )
 
 
