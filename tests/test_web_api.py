@@ -240,6 +240,34 @@ def test_api_tokens_work_and_die_when_revoked(live_server: LiveServer) -> None:
     assert bot.get("/api/v1/me").status_code == 401
 
 
+def test_a_token_cannot_mint_tokens_and_a_new_password_ends_them(
+    live_server: LiveServer, web_engine: Engine
+) -> None:
+    import uuid
+
+    from sqlalchemy.orm import Session
+
+    from ctis import accounts
+
+    username = f"tokens-{uuid.uuid4().hex[:8]}"  # an account of its own: its password changes
+    with Session(web_engine) as session, session.begin():
+        accounts.create_user(session, username, PASSWORD, "analyst")
+    client = sign_in(live_server.url, username)
+    headers = {"X-CSRF-Token": client.csrf}  # type: ignore[attr-defined]
+    secret = client.post("/api/v1/tokens", json={"name": "script"}, headers=headers).json()["secret"]
+    bot = http_client(live_server.url, headers={"Authorization": f"Bearer {secret}"})
+    # A stolen token must not make heirs that outlive its revocation.
+    minted = bot.post("/api/v1/tokens", json={"name": "heir"})
+    assert minted.status_code == 403 and "cannot create tokens" in minted.json()["detail"]
+    assert bot.post("/account/tokens", data={"name": "heir"}).status_code == 403
+    assert len(bot.get("/api/v1/tokens").json()) == 1
+    # The password changes: the sessions and the tokens made with the old one stop.
+    new = {"current": PASSWORD, "new": "another-" + PASSWORD, "csrf_token": client.csrf}  # type: ignore[attr-defined]
+    assert client.post("/account/password", data=new).status_code == 303
+    assert bot.get("/api/v1/me").status_code == 401
+    assert client.get("/api/v1/me").status_code == 401
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ctis.security import audit
@@ -100,6 +100,12 @@ def change_password(session: Session, user: User, new_password: str) -> None:
     user.password_hash = hash_password(new_password)
     user.password_changed_at = utcnow()
     end_all_sessions(session, user.id)
+    # A changed password is often a suspected leak: tokens made with the old one stop too.
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=user.password_changed_at)
+    )
     audit.record(session, user.username, "password.change", "users", user.id)
 
 

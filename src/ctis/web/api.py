@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -318,8 +318,10 @@ def list_tokens(who: ApiIdentity, db: DB) -> list[TokenOut]:
 
 @router.post("/tokens", tags=["accounts"], status_code=201, responses=ERRORS)
 def create_token(who: ApiIdentity, db: DB, body: TokenIn) -> NewToken:
-    """A new personal API token; its secret is shown in this answer only."""
+    """A new personal API token; its secret is shown in this answer only (not to a token: 403)."""
     authorize(who.actor, Permission.TOKENS_OWN)
+    if who.via_token:  # a stolen token must not outlive its revocation through tokens it made
+        raise HTTPException(status_code=403, detail="a token cannot create tokens; sign in to make one")
     try:
         token, secret = accounts.create_token(db, who.user, body.name)
     except accounts.AccountError as exc:

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote as _quote
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -896,6 +896,8 @@ def new_token(
 ) -> HTMLResponse:
     check_csrf(request, who, csrf_token)
     authorize(who.actor, Permission.TOKENS_OWN)
+    if who.via_token:  # as in the API: a token cannot mint tokens
+        raise HTTPException(status_code=403, detail="a token cannot create tokens; sign in to make one")
     try:
         _token, secret = accounts.create_token(db, who.user, name)
     except accounts.AccountError as exc:
