@@ -128,22 +128,13 @@ FLOOR = Endpoint("floor", "/", "none", "no-op ASGI app: what the generator, loop
 FLOOR_SECONDS = 5.0
 
 
-@dataclass
-class Result:
-    endpoint: Endpoint
-    rate: float
-    seconds: float
-    sent: int = 0
-    completed: int = 0  # answered with status 200
-    errors: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)  # seconds, every request sent
-    max_send_lag: float = 0.0  # how late the generator itself sent a request
-    elapsed: float = 0.0  # first scheduled send to last answer
-    body_bytes: int = 0
-    closed_loop_rate: float = 0.0  # what the warm-up's closed loop achieved: roughly the server's capacity
-    server_cpu: float | None = None  # CPU seconds the server's processes used during the open loop
-    generator_cpu: float = 0.0  # CPU seconds this process (the load generator) used during the open loop
-    unloaded: list[float] = field(default_factory=list)  # one client, one request at a time (seconds)
+class LatencyStats:
+    """Errors, throughput and percentiles of a run, for any record with these four fields."""
+
+    completed: int  # answered with status 200
+    errors: Counter[str]
+    latencies: list[float]  # seconds, every request sent
+    elapsed: float
 
     @property
     def error_count(self) -> int:
@@ -160,6 +151,24 @@ class Result:
         ordered = sorted(self.latencies)
         rank = max(1, math.ceil(q / 100 * len(ordered)))
         return ordered[rank - 1] * 1000
+
+
+@dataclass
+class Result(LatencyStats):
+    endpoint: Endpoint
+    rate: float
+    seconds: float
+    sent: int = 0
+    completed: int = 0  # answered with status 200
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, every request sent
+    max_send_lag: float = 0.0  # how late the generator itself sent a request
+    elapsed: float = 0.0  # first scheduled send to last answer
+    body_bytes: int = 0
+    closed_loop_rate: float = 0.0  # what the warm-up's closed loop achieved: roughly the server's capacity
+    server_cpu: float | None = None  # CPU seconds the server's processes used during the open loop
+    generator_cpu: float = 0.0  # CPU seconds this process (the load generator) used during the open loop
+    unloaded: list[float] = field(default_factory=list)  # one client, one request at a time (seconds)
 
     def goal(self) -> tuple[str, str]:
         p99 = self.percentile(99)

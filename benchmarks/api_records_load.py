@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import secrets
 import signal
@@ -88,7 +87,7 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
-class Row:
+class Row(base.LatencyStats):
     """One closed loop: a workload at a concurrency on a backend (or the floor)."""
 
     backend: str
@@ -100,20 +99,6 @@ class Row:
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     server_cpu: float | None = None
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def throughput(self) -> float:
-        return self.completed / self.elapsed if self.elapsed > 0 else 0.0
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1] * 1000
 
 
 @dataclass
