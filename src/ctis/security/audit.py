@@ -111,24 +111,40 @@ def _plain_digest(e: AuditEntry) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _lock_chain(session: Session) -> None:
-    """Serialise appenders so two transactions cannot fork the chain.
+def _locked_head(session: Session) -> tuple[int, str] | None:
+    """The chain's head (id and hash), read while holding the chain's lock; None for an empty log.
 
-    Called before the head is read: two appenders that both read head *n* would
-    both write entry *n + 1* (a unique-key failure, or a fork on a database that
-    allowed it).  On PostgreSQL a transaction-scoped advisory lock queues them.
+    The lock serialises appenders so two transactions cannot fork the chain: two
+    that both read head *n* would both write entry *n + 1* (a unique-key failure,
+    or a fork on a database that allowed it).
+
+    On PostgreSQL a transaction-scoped advisory lock queues them, and the head is
+    read by a statement of its own: under READ COMMITTED each statement sees the
+    data as of its start, so a read in the locking statement could be stale.
+
     SQLite has one writer at a time, but the Python driver opens the transaction
-    only at the first write, so a head read before it is unguarded: a no-op
-    ``UPDATE`` takes the database's write lock first (waiting up to the busy
-    timeout, see ``storage.db.make_engine``), and the head read after it is the
-    latest.  It is a statement rather than ``BEGIN IMMEDIATE`` because it also
-    works inside a transaction that has already begun, and it changes no row.
+    only at the first write, so a plain head read would be unguarded.  Reading the
+    head *through* a write does both in one statement: the ``UPDATE`` takes the
+    database's write lock before it reads (waiting up to the busy timeout, see
+    ``storage.db.make_engine``), rewrites the head with its own values and returns
+    it.  One statement rather than a no-op lock and a read: this runs on every
+    audited request.  An empty log returns no row, and the lock is held all the same.
     """
     dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        row = session.execute(
+            text(
+                "UPDATE audit_log SET id = id WHERE id = (SELECT max(id) FROM audit_log) "
+                "RETURNING id, hash"
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
-    elif dialect == "sqlite":
-        session.execute(text("UPDATE audit_log SET id = id WHERE 0"))
+    last = session.execute(
+        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
+    return (last.id, last.hash) if last else None
 
 
 @dataclass(frozen=True)
@@ -145,11 +161,8 @@ def record_many(session: Session, actor: str, events: list[Event]) -> list[Audit
     """Append entries in the caller's transaction, chained in order."""
     if not events:
         return []
-    _lock_chain(session)
-    last = session.execute(
-        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-    ).first()
-    seq, prev = (last.id, last.hash) if last else (0, GENESIS)
+    head = _locked_head(session)
+    seq, prev = head if head else (0, GENESIS)
     at = datetime.now(UTC).replace(tzinfo=None)
     entries = []
     for event in events:

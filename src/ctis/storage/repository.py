@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, literal, select, text, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
 from ctis.domain.records import IDENTIFYING_FIELDS, SCHEMAS, RecordIn, SuspectIn, VictimIn, columns
@@ -28,7 +28,7 @@ Outcome = Literal["created", "updated", "unchanged"]
 _CHUNK = 900  # below SQLite's bound-parameter limit
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
 
@@ -242,12 +242,12 @@ class Repository:
         if not rows:
             return []
         schema = SCHEMAS[kind]
-        names: dict[str, dict[int, str]] = {}
+        wanted: dict[str, set[int]] = {}
         for column, ref_kind in schema.references.items():
             if column == "operations":
                 continue
-            ids = {getattr(r, f"{column}_id") for r in rows} - {None}
-            names.setdefault(ref_kind, {}).update(self._external_ids(ref_kind, ids))
+            wanted.setdefault(ref_kind, set()).update({getattr(r, f"{column}_id") for r in rows} - {None})
+        names = self._external_ids(wanted)
         person = kind in PERSON_KINDS
         out = []
         for row in rows:
@@ -273,18 +273,33 @@ class Repository:
             out.append(values)
         return out
 
-    def _external_ids(self, kind: str, ids: set[int]) -> dict[int, str]:
-        model: Any = MODELS[kind]
-        out: dict[int, str] = {}
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), _CHUNK):
-            chunk = ordered[i : i + _CHUNK]
-            out.update(
-                dict(
-                    self.session.execute(select(model.id, model.external_id).where(model.id.in_(chunk))).all()
-                )
-            )
+    def _external_ids(self, wanted: dict[str, set[int]]) -> dict[str, dict[int, str]]:
+        """External ids of the referenced records, per kind, in as few statements as fit.
+
+        One ``UNION ALL`` over the kinds while the ids fit in one statement's parameters:
+        a read of one victim names its case and its agency, and a statement each was a
+        quarter of that request's database round trips.
+        """
+        out: dict[str, dict[int, str]] = {kind: {} for kind in wanted}
+        batch: list[Any] = []
+        size = 0
+        for kind, ids in wanted.items():
+            model: Any = MODELS[kind]
+            for chunk in _chunks(sorted(ids)):
+                if batch and size + len(chunk) > _CHUNK:
+                    self._collect(batch, out)
+                    batch, size = [], 0
+                picked = (literal(kind).label("kind"), model.id, model.external_id)
+                batch.append(select(*picked).where(model.id.in_(chunk)))
+                size += len(chunk)
+        if batch:
+            self._collect(batch, out)
         return out
+
+    def _collect(self, parts: list[Any], out: dict[str, dict[int, str]]) -> None:
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        for kind, record_id, external_id in self.session.execute(statement):
+            out[kind][record_id] = external_id
 
 
 def bump_data_version(session: Session) -> None:
